@@ -1,0 +1,102 @@
+"""The one root settings object (env prefix IDV_), validated at start.
+
+Each module gets a plain config built from it; nothing else reads the environment. Outside
+development mode it refuses insecure defaults (no encryption key, default admin password).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO = Path(__file__).resolve().parent.parent
+DEV_ENCRYPTION_KEY = base64.urlsafe_b64encode(b"idverify-development-only-key!!!"[:32]).decode()
+DEV_ADMIN_PASSWORD = "admin"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IDV_", env_file=None, extra="ignore")
+
+    mode: Literal["development", "production"] = "development"
+    data_dir: Path = _REPO / "var"
+    database_url: str = ""  # empty = SQLite file in data_dir
+    encryption_key: str = ""  # urlsafe base64 of 32 bytes (AES-256-GCM for stored images)
+    admin_password: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+    # real test data (shared/data) for tests and benchmarks; never copied into the repository
+    testdata: Path = _REPO.parent / "shared" / "data"
+
+    # decision
+    policy_file: Path | None = None
+    face_fmr: Literal["1e-2", "1e-3", "1e-4"] = "1e-3"
+    holiday_file: Path | None = None
+
+    # upload limits (enforced while streaming, before decoding)
+    max_image_bytes: int = 15 * 1024 * 1024
+    max_video_bytes: int = 60 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    max_video_seconds: float = 30.0
+    max_video_frames: int = 2000
+
+    # liveness
+    challenge_ttl_s: int = 120
+    challenge_actions_min: int = 2
+    challenge_actions_max: int = 3
+
+    # retention of images and PII, in days (0 = keep until deleted)
+    retention_days: int = 30
+
+    # webhooks
+    webhook_url: str = ""
+    webhook_secret: str = ""
+
+    # optional non-commercial insightface model directory (never the default)
+    insightface_dir: Path | None = None
+
+    threads_per_model: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_insecure(self) -> "Settings":
+        if self.mode == "production":
+            if not self.encryption_key or self.encryption_key == DEV_ENCRYPTION_KEY:
+                raise ValueError("IDV_ENCRYPTION_KEY must be set to a secret key in production mode")
+            if not self.admin_password or self.admin_password == DEV_ADMIN_PASSWORD:
+                raise ValueError("IDV_ADMIN_PASSWORD must be set (not the default) in production mode")
+        if self.encryption_key:
+            try:
+                raw = base64.urlsafe_b64decode(self.encryption_key.encode())
+            except Exception:
+                raise ValueError("IDV_ENCRYPTION_KEY must be urlsafe base64") from None
+            if len(raw) != 32:
+                raise ValueError("IDV_ENCRYPTION_KEY must decode to 32 bytes")
+        return self
+
+    @property
+    def effective_encryption_key(self) -> bytes:
+        return base64.urlsafe_b64decode((self.encryption_key or DEV_ENCRYPTION_KEY).encode())
+
+    @property
+    def effective_admin_password(self) -> str:
+        return self.admin_password or DEV_ADMIN_PASSWORD
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'idverify.sqlite3'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,34 @@
+"""One error base class: every failure the product reports carries a reason code and an HTTP status.
+
+"Could not evaluate" raises an IdvError; "evaluated and failed" is a result with passed=False.
+The API renders IdvError with one handler; the CLI prints its one-line message.
+"""
+
+from __future__ import annotations
+
+from .reasons import Reason
+
+
+class IdvError(Exception):
+    """A failure with a stable reason code. `detail` must never contain applicant data."""
+
+    status_code: int = 422
+
+    def __init__(self, code: Reason, detail: str, *, status_code: int | None = None) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = Reason(code)
+        self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class InputError(IdvError):
+    """The caller's input cannot be used (missing, corrupt, wrong type, too large)."""
+
+    status_code = 422
+
+
+class ModelError(IdvError):
+    """A model file is missing or altered: an operator problem, never the caller's."""
+
+    status_code = 503
