@@ -105,6 +105,8 @@ class Reason(StrEnum):
     CONFLICT = "resource.conflict"
     IDEMPOTENCY_CONFLICT = "idempotency.conflict"
     INTERNAL_ERROR = "server.internal_error"
+    METHOD_NOT_ALLOWED = "request.method_not_allowed"
+    SERVICE_NOT_READY = "server.not_ready"
 
     # --- review ------------------------------------------------------------------------------
     REVIEW_NOT_CLAIMED = "review.not_claimed"
