@@ -1,0 +1,204 @@
+"""The `idverify` command: verify one applicant, list models, serve the API, run the demo.
+
+Exit codes: 0 when a decision was made (approved, rejected or review alike); 2 for unusable input
+(missing file, not an image, not a video, no face at all) with a one-line message on stderr; 3 when
+the models are missing or altered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from models import IdvError, ModelError
+
+EXIT_OK, EXIT_INPUT, EXIT_MODELS = 0, 2, 3
+
+
+def _add_verify_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--video", type=Path, help="capture video (MP4/H.264, WebM, MOV)")
+    src.add_argument("--frames", type=Path, help="folder of ordered frames (JPEG/PNG, sorted by name)")
+    p.add_argument("--challenge", help="the challenged actions in order, e.g. blink,open_mouth,turn_left")
+    p.add_argument("--mirrored", action="store_true", help="the capture is mirrored (selfie preview)")
+    p.add_argument("--id-front", type=Path, required=True, help="photo of the card's portrait side")
+    p.add_argument("--id-back", type=Path, help="photo of the card's emblem side")
+    p.add_argument("--selfie-with-card", type=Path, help="selfie of the applicant holding the card")
+    p.add_argument("--declared-name")
+    p.add_argument("--declared-id-number")
+    p.add_argument("--manual", action="store_true", help="manual path: selfie-with-card + front, always review")
+    p.add_argument("--policy", type=Path, help="decision policy TOML (default: the packaged policy)")
+    p.add_argument("--show-pii", action="store_true", help="print names and ID numbers unmasked")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="idverify", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("verify", help="verify one applicant from files; prints decision JSON")
+    _add_verify_args(p)
+
+    sub.add_parser("models", help="list every model file with its checksum status")
+
+    p = sub.add_parser("serve", help="start the HTTP API and the review UI")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int)
+
+    p = sub.add_parser("demo", help="verify the bundled real examples (needs shared/data) and print decisions")
+    p.add_argument("--out", type=Path, help="where to render the demo cards (default: data dir/demo)")
+
+    p = sub.add_parser("render-card", help="render a synthetic ID card (both sides) with a given portrait")
+    p.add_argument("--portrait", type=Path, help="face photo for the portrait (optional)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--phone-photo", action="store_true", help="also write phone-photo distorted versions")
+    p.add_argument("--out", type=Path, required=True)
+
+    try:
+        from .batch import add_batch_parser  # the batch command lives in its own module
+    except ImportError:
+        pass
+    else:
+        add_batch_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    try:
+        return _dispatch(args)
+    except ModelError as e:
+        print(f"idverify: {e.code}: {e.detail}", file=sys.stderr)
+        return EXIT_MODELS
+    except IdvError as e:
+        print(f"idverify: {e.code}: {e.detail}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "models":
+        return cmd_models()
+    if args.command == "verify":
+        return cmd_verify(args)
+    if args.command == "serve":
+        return cmd_serve(args)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(args.out)
+    if args.command == "render-card":
+        return cmd_render_card(args)
+    if args.command == "batch":
+        from .batch import run_batch_command
+
+        return run_batch_command(args)
+    raise SystemExit(f"unknown command {args.command}")
+
+
+def cmd_models() -> int:
+    from models import default_registry
+
+    statuses = default_registry().verify_all()
+    for s in statuses:
+        mark = "ok " if s.ok else "BAD"
+        print(f"{mark} {s.name:<20} {s.model_id:<48} {s.package:<22} {s.detail if not s.ok else s.file}")
+    return EXIT_OK if all(s.ok for s in statuses) else EXIT_MODELS
+
+
+def verification_input_from_files(args: argparse.Namespace, settings):
+    """Build a VerificationInput from CLI-style paths (also used by batch)."""
+    from liveness import load_capture, parse_actions
+    from models.images import read_image_file
+
+    from .pipeline import VerificationInput
+
+    def img(path: Path | None, what: str):
+        if path is None:
+            return None
+        return read_image_file(path, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes, what=what)
+
+    capture_path = args.video or args.frames
+    capture = None
+    if capture_path is not None:
+        capture = load_capture(
+            capture_path,
+            max_seconds=settings.max_video_seconds,
+            max_frames=settings.max_video_frames,
+            max_bytes=settings.max_video_bytes,
+        )
+    actions = parse_actions(args.challenge) if args.challenge else None
+    return VerificationInput(
+        capture=capture,
+        actions=actions,
+        mirrored=bool(getattr(args, "mirrored", False)),
+        id_front=img(args.id_front, "ID card front"),
+        id_back=img(args.id_back, "ID card back"),
+        selfie_with_card=img(args.selfie_with_card, "selfie with card"),
+        declared_name=args.declared_name,
+        declared_id_number=args.declared_id_number,
+        manual=bool(getattr(args, "manual", False)),
+    )
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .pipeline import build_engines, run_verification
+    from .settings import get_settings
+
+    settings = get_settings()
+    if args.policy is not None:
+        settings = settings.model_copy(update={"policy_file": args.policy})
+    inp = verification_input_from_files(args, settings)  # validate inputs before loading models
+    engines = build_engines(settings)
+    report = run_verification(engines, inp)
+    print(json.dumps(report.to_dict(mask_pii=not args.show_pii), ensure_ascii=False, indent=2))
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .settings import get_settings
+
+    s = get_settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host or s.host,
+        port=args.port or s.port,
+        workers=args.workers or s.workers,
+        log_level="info",
+    )
+    return EXIT_OK
+
+
+def cmd_render_card(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from models.images import read_image_file
+    from ocr.synthetic import ground_truth, phone_photo, random_person, render_back, render_front
+
+    rng = np.random.default_rng(args.seed)
+    person = random_person(rng)
+    portrait = read_image_file(args.portrait, what="portrait") if args.portrait else None
+    args.out.mkdir(parents=True, exist_ok=True)
+    front, back = render_front(person, portrait), render_back(person)
+    cv2.imwrite(str(args.out / "front.png"), front)
+    cv2.imwrite(str(args.out / "back.png"), back)
+    if args.phone_photo:
+        cv2.imwrite(str(args.out / "front_photo.jpg"), phone_photo(front, rng))
+        cv2.imwrite(str(args.out / "back_photo.jpg"), phone_photo(back, rng))
+    (args.out / "ground_truth.json").write_text(json.dumps(ground_truth(person), ensure_ascii=False, indent=2))
+    print(f"wrote {args.out}/front.png, back.png and ground_truth.json (fictitious person)")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
