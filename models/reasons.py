@@ -95,6 +95,7 @@ class Reason(StrEnum):
     DECISION_ALL_CLEAR = "decision.all_clear"
     DECISION_MANUAL_SUBMISSION = "decision.manual_submission"
     DECISION_STAGE_UNAVAILABLE = "decision.stage_unavailable"
+    DECISION_UNEXPLAINED_FAILURE = "decision.unexplained_failure"
 
     # --- API / service -----------------------------------------------------------------------
     AUTH_MISSING = "auth.missing"
@@ -115,6 +116,21 @@ class Reason(StrEnum):
     REVIEW_TEXT_TOO_LONG = "review.text_too_long"
     REVIEW_CSRF_INVALID = "review.csrf_invalid"
     REVIEW_ALREADY_DECIDED = "review.already_decided"
+    REVIEW_NOT_FOUND = "review.not_found"
+    REVIEW_LOGIN_FAILED = "review.login_failed"
+    REVIEW_NOT_LOGGED_IN = "review.not_logged_in"
+    REVIEW_FORBIDDEN = "review.forbidden"
+    REVIEW_QUEUE_EMPTY = "review.queue_empty"
+    REVIEW_SAME_REVIEWER = "review.same_reviewer"
+    REVIEW_FIELD_UNKNOWN = "review.field_unknown"
+    REVIEW_AUDIT_APPEND_ONLY = "review.audit_append_only"
+    REVIEW_POLICY_INVALID = "review.policy_invalid"
+    REVIEW_HOLIDAY_FILE_INVALID = "review.holiday_file_invalid"
+    REVIEW_STORE_KEY_INVALID = "review.store_key_invalid"
+    REVIEW_EVIDENCE_MISSING = "review.evidence_missing"
+    REVIEW_EVIDENCE_TAMPERED = "review.evidence_tampered"
+    WEBHOOK_SIGNATURE_INVALID = "webhook.signature_invalid"
+    WEBHOOK_TIMESTAMP_STALE = "webhook.timestamp_stale"
 
 
 def describe(reason: Reason | str) -> str:
@@ -140,4 +156,29 @@ _WORDS: dict[str, str] = {
     "face.not_detected": "No face was found",
     "decision.all_clear": "All checks passed",
     "decision.manual_submission": "Manual submission: selfie with card and card front",
+    "decision.stage_unavailable": "A check could not run; a person must decide",
+    "decision.unexplained_failure": "A check failed without giving a reason",
+    "liveness.poor_quality": "The live capture is of poor quality",
+    "liveness.face_too_small": "The face is too small in the live capture",
+    "liveness.face_lost": "The face left the frame during the capture",
+    "liveness.multiple_faces": "More than one face in the live capture",
+    "idcard.low_confidence": "Key card fields were read with low confidence",
+    "idcard.character_corrected": "A misread character on the card was corrected by the validation rules",
+    "idcard.rare_character": "The card holds a rare character the reader may not know",
+    "idcard.declared_name_mismatch": "The declared name differs from the card",
+    "idcard.declared_number_mismatch": "The declared ID number differs from the card",
+    "idcard.not_yet_valid": "The card is not yet valid",
+    "face.selfie_card_mismatch": "The face in the selfie does not match the portrait of the held card",
+    "face.poor_quality": "The face image is of poor quality",
+    "quality.blurred": "The image is blurred",
+    "quality.glare": "Glare covers part of the image",
+    "quality.too_dark": "The image is too dark",
+    "quality.overexposed": "The image is overexposed",
+    "review.not_claimed": "You have not claimed this case (or your claim expired)",
+    "review.claimed_by_other": "Another reviewer has claimed this case",
+    "review.reason_unknown": "The decision reason is not one of the allowed reasons",
+    "review.text_too_long": "The free-text note is too long",
+    "review.csrf_invalid": "The form token is missing or invalid; reload the page and try again",
+    "review.already_decided": "The case has already been decided",
+    "review.same_reviewer": "A reject must be confirmed by a different reviewer",
 }
