@@ -64,6 +64,12 @@ class Settings(BaseSettings):
 
     threads_per_model: int = Field(default=1, ge=1)
 
+    # HTTP API (api/app.py)
+    dev_api_key: str = ""  # development only; empty = api.auth.DEV_API_KEY; refused in production
+    rate_limit_per_minute: int = Field(default=120, ge=0)  # per API key, per worker process; 0 = off
+    inference_concurrency: int = Field(default=0, ge=0)  # verifications run at once per worker; 0 = cores
+    verify_timeout_s: float = Field(default=120.0, gt=0)
+
     @model_validator(mode="after")
     def _refuse_insecure(self) -> "Settings":
         if self.mode == "production":
@@ -71,6 +77,8 @@ class Settings(BaseSettings):
                 raise ValueError("IDV_ENCRYPTION_KEY must be set to a secret key in production mode")
             if not self.admin_password or self.admin_password == DEV_ADMIN_PASSWORD:
                 raise ValueError("IDV_ADMIN_PASSWORD must be set (not the default) in production mode")
+            if self.dev_api_key:
+                raise ValueError("IDV_DEV_API_KEY is for development mode only; create real keys instead")
         if self.encryption_key:
             try:
                 raw = base64.urlsafe_b64decode(self.encryption_key.encode())
