@@ -112,8 +112,21 @@ def cmd_models() -> int:
     return EXIT_OK if all(s.ok for s in statuses) else EXIT_MODELS
 
 
-def verification_input_from_files(args: argparse.Namespace, settings):
-    """Build a VerificationInput from CLI-style paths (also used by batch)."""
+def verification_input_from_files(
+    settings,
+    *,
+    id_front: Path,
+    video: Path | None = None,
+    frames: Path | None = None,
+    challenge: str | None = None,
+    mirrored: bool = False,
+    id_back: Path | None = None,
+    selfie_with_card: Path | None = None,
+    declared_name: str | None = None,
+    declared_id_number: str | None = None,
+    manual: bool = False,
+):
+    """Build a VerificationInput from files, enforcing the settings' limits (CLI verify and batch)."""
     from liveness import load_capture, parse_actions
     from models.images import read_image_file
 
@@ -124,7 +137,7 @@ def verification_input_from_files(args: argparse.Namespace, settings):
             return None
         return read_image_file(path, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes, what=what)
 
-    capture_path = args.video or args.frames
+    capture_path = video or frames
     capture = None
     if capture_path is not None:
         capture = load_capture(
@@ -133,17 +146,16 @@ def verification_input_from_files(args: argparse.Namespace, settings):
             max_frames=settings.max_video_frames,
             max_bytes=settings.max_video_bytes,
         )
-    actions = parse_actions(args.challenge) if args.challenge else None
     return VerificationInput(
         capture=capture,
-        actions=actions,
-        mirrored=bool(getattr(args, "mirrored", False)),
-        id_front=img(args.id_front, "ID card front"),
-        id_back=img(args.id_back, "ID card back"),
-        selfie_with_card=img(args.selfie_with_card, "selfie with card"),
-        declared_name=args.declared_name,
-        declared_id_number=args.declared_id_number,
-        manual=bool(getattr(args, "manual", False)),
+        actions=parse_actions(challenge) if challenge else None,
+        mirrored=mirrored,
+        id_front=img(id_front, "ID card front"),
+        id_back=img(id_back, "ID card back"),
+        selfie_with_card=img(selfie_with_card, "selfie with card"),
+        declared_name=declared_name,
+        declared_id_number=declared_id_number,
+        manual=manual,
     )
 
 
@@ -154,7 +166,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.policy is not None:
         settings = settings.model_copy(update={"policy_file": args.policy})
-    inp = verification_input_from_files(args, settings)  # validate inputs before loading models
+    # decode and check every input before spending seconds on loading models
+    inp = verification_input_from_files(
+        settings,
+        id_front=args.id_front,
+        video=args.video,
+        frames=args.frames,
+        challenge=args.challenge,
+        mirrored=args.mirrored,
+        id_back=args.id_back,
+        selfie_with_card=args.selfie_with_card,
+        declared_name=args.declared_name,
+        declared_id_number=args.declared_id_number,
+        manual=args.manual,
+    )
     engines = build_engines(settings)
     report = run_verification(engines, inp)
     print(json.dumps(report.to_dict(mask_pii=not args.show_pii), ensure_ascii=False, indent=2))
