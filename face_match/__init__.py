@@ -1,1 +1,29 @@
-"""face_match package."""
+"""Face matching: YuNet detection, 5-point alignment, SFace embeddings, thresholds by false-match rate.
+
+    matcher = FaceMatcher(MatchConfig(fmr="1e-3"))      # once, at start-up; thread-safe
+    result = matcher.match(live_bgr, card_portrait_bgr)  # MatchResult(score, passed, margin, reasons...)
+
+Images are BGR uint8 arrays (decode untrusted bytes with models.images first); grey, BGRA and 16-bit
+arrays are accepted too.
+"""
+
+from .geometry import REFERENCE_5PTS, align_face, similarity_transform
+from .matcher import DetectedFace, FaceMatcher, MatchConfig, MatchResult, SelfieCardResult
+from .quality import FaceQuality, QualityLimits
+from .scoring import cosine, score_from_cosine, threshold_for_fmr
+
+__all__ = [
+    "REFERENCE_5PTS",
+    "DetectedFace",
+    "FaceMatcher",
+    "FaceQuality",
+    "MatchConfig",
+    "MatchResult",
+    "QualityLimits",
+    "SelfieCardResult",
+    "align_face",
+    "cosine",
+    "score_from_cosine",
+    "similarity_transform",
+    "threshold_for_fmr",
+]

@@ -90,6 +90,9 @@ class Reason(StrEnum):
     FACE_MISMATCH = "face.mismatch"
     FACE_BORDERLINE = "face.borderline"
     FACE_SELFIE_CARD_MISMATCH = "face.selfie_card_mismatch"
+    FACE_POSE = "face.pose"
+    FACE_OCCLUDED = "face.occluded"
+    FACE_CARD_PORTRAIT_NOT_FOUND = "face.card_portrait_not_found"
 
     # --- decision ----------------------------------------------------------------------------
     DECISION_ALL_CLEAR = "decision.all_clear"
@@ -170,6 +173,11 @@ _WORDS: dict[str, str] = {
     "idcard.not_yet_valid": "The card is not yet valid",
     "face.selfie_card_mismatch": "The face in the selfie does not match the portrait of the held card",
     "face.poor_quality": "The face image is of poor quality",
+    "face.pose": "The head is turned too far from frontal",
+    "face.occluded": "The face is partly covered or only partly visible",
+    "face.card_portrait_not_found": "No card portrait face was found beside the person in the selfie",
+    "face.multiple": "More than one face of similar size was found",
+    "face.too_small": "The face is too small to compare reliably",
     "quality.blurred": "The image is blurred",
     "quality.glare": "Glare covers part of the image",
     "quality.too_dark": "The image is too dark",
