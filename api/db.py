@@ -7,60 +7,13 @@ code never writes SQL, and services never commit: the request's unit of work doe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    Engine,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    select,
-    update,
-)
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, delete, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-try:  # one metadata for the whole product (review_queue owns it)
-    from review_queue.db import Base
-except ImportError:  # pragma: no cover - only until review_queue.db lands
-    from sqlalchemy.orm import DeclarativeBase
-
-    class Base(DeclarativeBase):  # type: ignore[no-redef]
-        pass
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator):
-    """Timezone-aware UTC datetimes on every backend (SQLite drops tzinfo)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+# one metadata, one engine recipe and one unit of work for the whole product (review_queue owns them)
+from review_queue.db import Base, UTCDateTime, make_engine, make_session_factory, unit_of_work, utcnow
 
 
 class ApiKey(Base):
@@ -74,8 +27,8 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(128))
     scopes: Mapped[str] = mapped_column(String(512))  # space-separated
     webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ChallengeRecord(Base):
@@ -87,9 +40,9 @@ class ChallengeRecord(Base):
     client_id: Mapped[str] = mapped_column(String(64), index=True)
     nonce: Mapped[str] = mapped_column(String(64))
     actions: Mapped[str] = mapped_column(String(256))  # comma-separated Action values
-    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     verification_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
@@ -112,10 +65,12 @@ class VerificationRecord(Base):
     result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     error_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     case_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    evidence_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    evidence: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # part -> encrypted object id
+    pii_object: Mapped[str | None] = mapped_column(String(64), nullable=True)  # unmasked fields/stages
+    mirrored: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     webhook_sent: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -132,47 +87,10 @@ class IdempotencyRecord(Base):
     verification_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("api_verifications.id", ondelete="CASCADE")
     )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 Index("ix_api_verifications_client_created", VerificationRecord.client_id, VerificationRecord.created_at)
-
-
-# --- engine / sessions -------------------------------------------------------------------------
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(eng, "connect")
-        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:  # WAL: readers don't block the writer
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return eng
-    return create_engine(url, pool_pre_ping=True)
-
-
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error."""
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # --- repository ----------------------------------------------------------------------------------
@@ -233,9 +151,20 @@ def verifications_due_for_purge(session: Session, *, before: datetime, limit: in
 
 
 def delete_expired_challenges(session: Session, *, before: datetime) -> int:
-    from sqlalchemy import delete
-
     return session.execute(delete(ChallengeRecord).where(ChallengeRecord.expires_at < before)).rowcount or 0
 
 
 API_TABLES = (ApiKey.__table__, ChallengeRecord.__table__, VerificationRecord.__table__, IdempotencyRecord.__table__)
+
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "ChallengeRecord",
+    "IdempotencyRecord",
+    "VerificationRecord",
+    "make_engine",
+    "make_session_factory",
+    "unit_of_work",
+    "utcnow",
+]
