@@ -9,8 +9,8 @@ land together or not at all. Every refusal is an IdvError with a review.* reason
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 from argon2 import PasswordHasher
