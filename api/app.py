@@ -200,9 +200,13 @@ def create_app(settings: Settings | None = None, *, engines: Any = None) -> Fast
             else:
                 log.info("models loaded in %.1f s", time.perf_counter() - t0)
         task = asyncio.create_task(_purge_loop(ctx))
+        if ctx.webhooks is not None:
+            ctx.webhooks.start()
         try:
             yield
         finally:
+            if ctx.webhooks is not None:
+                ctx.webhooks.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

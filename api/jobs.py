@@ -148,47 +148,52 @@ def run_verification_job(ctx: ApiContext, files: Mapping[str, IO[bytes] | None],
         ctx.metrics.in_progress.dec()
 
 def _persist(ctx: ApiContext, vid: str, report: Any) -> None:
+    """Evidence to the encrypted store, the masked result to the row; a case for review, an outbox
+    webhook row for a final decision — all in one transaction."""
     ev = ctx.evidence
     evidence_ids = {name: ev.put_image(img) for name, img in report.evidence.items()}
     full = report.to_dict(mask_pii=False)
     pii_id = ev.put_json({"fields": full["fields"], "stages": full["stages"]})
     outcome = report.decision.outcome.value
+    stored = [*evidence_ids.values(), pii_id]
+    try:
+        with unit_of_work(ctx.session_factory) as s:
+            rec = get_verification(s, vid)
+            if rec is None:  # deleted while running: drop what we stored
+                ev.delete(stored)
+                return
+            rec.result = report.to_dict(mask_pii=True)
+            rec.outcome = outcome
+            rec.reasons = [str(r) for r in report.decision.reasons]
+            rec.evidence = evidence_ids
+            rec.pii_object = pii_id
+            if outcome == "review":
+                rec.status = "review"
+                if ctx.review is not None:
+                    rec.case_id = ctx.review.open_case(s, rec, report)
+            else:
+                rec.status = "completed"
+                rec.decided_at = utcnow()
+                if ctx.webhooks is not None:
+                    ctx.webhooks.enqueue(s, rec, decision_event(rec, decided_by="machine"))
+    except BaseException:
+        ev.delete(stored)  # no orphan ciphertext when the transaction fails
+        raise
+    if outcome != "review" and ctx.webhooks is not None:
+        ctx.webhooks.kick()
     ctx.metrics.decisions.labels(outcome=outcome).inc()
     ctx.metrics.observe_stages(report.timings_ms)
-    with unit_of_work(ctx.session_factory) as s:
-        rec = get_verification(s, vid)
-        if rec is None:  # deleted while running: drop what we stored
-            ev.delete([*evidence_ids.values(), pii_id])
-            return
-        rec.result = report.to_dict(mask_pii=True)
-        rec.outcome = outcome
-        rec.reasons = [str(r) for r in report.decision.reasons]
-        rec.evidence = evidence_ids
-        rec.pii_object = pii_id
-        if outcome == "review":
-            rec.status = "review"
-        else:
-            rec.status = "completed"
-            rec.decided_at = utcnow()
     log.info(
         "verification %s decided %s reasons=%s total_ms=%.0f",
         vid, outcome, ",".join(str(r) for r in report.decision.reasons), report.timings_ms.get("total", 0.0),
     )
-    if outcome == "review":
-        if ctx.review is not None:
-            case_id = ctx.review.open_case(vid, report, evidence_ids)
-            if case_id is not None:
-                with unit_of_work(ctx.session_factory) as s:
-                    rec = get_verification(s, vid)
-                    if rec is not None:
-                        rec.case_id = case_id
-    else:
-        notify_final(ctx, vid, decided_by="machine")
+
 
 def decision_event(rec: VerificationRecord, *, decided_by: str) -> dict[str, Any]:
     """The webhook payload: ids, outcome and reason codes only — never names, numbers or images."""
     return {
         "event": "verification.decided",
+        "event_id": secrets.token_hex(12),
         "verification_id": rec.id,
         "applicant_ref": rec.applicant_ref,
         "status": rec.status,
@@ -198,39 +203,6 @@ def decision_event(rec: VerificationRecord, *, decided_by: str) -> dict[str, Any
         "decided_at": rec.decided_at.isoformat() if rec.decided_at else None,
     }
 
-def notify_final(ctx: ApiContext, vid: str, *, decided_by: str) -> None:
-    if ctx.notify is None:
-        return
-    with unit_of_work(ctx.session_factory) as s:
-        rec = get_verification(s, vid)
-        if rec is None or rec.status != "completed":
-            return
-        event = decision_event(rec, decided_by=decided_by)
-        client_id = rec.client_id
-    try:
-        ctx.notify(client_id, event)
-        ctx.metrics.webhooks.labels(result="queued").inc()
-    except Exception as exc:  # delivery problems must never fail the verification
-        ctx.metrics.webhooks.labels(result="error").inc()
-        log.warning("webhook for %s not queued: %s", vid, type(exc).__name__)
-
-def apply_review_decision(ctx: ApiContext, vid: str, outcome: str, reasons: list[str]) -> None:
-    """The review queue's hook: a reviewer decided the case of verification `vid`."""
-    if outcome not in ("approved", "rejected"):
-        return
-    with unit_of_work(ctx.session_factory) as s:
-        rec = get_verification(s, vid)
-        if rec is None or rec.status != "review":
-            return
-        rec.status = "completed"
-        rec.outcome = outcome
-        rec.reasons = [str(r) for r in reasons]
-        rec.decided_at = utcnow()
-        if rec.result is not None:
-            rec.result = {**rec.result, "decision": outcome, "reasons": rec.reasons, "decided_by": "reviewer"}
-    ctx.metrics.decisions.labels(outcome=f"review_{outcome}").inc()
-    log.info("verification %s decided %s by review", vid, outcome)
-    notify_final(ctx, vid, decided_by="reviewer")
 
 # --- purge -----------------------------------------------------------------------------------
 
@@ -267,7 +239,7 @@ def purge_record(ctx: ApiContext, session: Session, rec: VerificationRecord) -> 
         ids.append(rec.pii_object)
     ctx.evidence.delete(ids)
     if ctx.review is not None and rec.case_id:
-        ctx.review.purge_case(rec.case_id)
+        ctx.review.purge_case(session, rec.case_id)
     rec.evidence = {}
     rec.pii_object = None
     rec.applicant_ref = None
@@ -296,8 +268,7 @@ def purge_expired(ctx: ApiContext, *, now: datetime | None = None) -> int:
 __all__ = [
     "JobParams",
     "anonymise",
-    "apply_review_decision",
-    "decision_event",
+        "decision_event",
     "fingerprint",
     "new_verification_id",
     "purge_expired",

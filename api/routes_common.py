@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -32,9 +32,8 @@ class ApiContext:
     dev_key: str | None
     engines: Any = None  # api.pipeline.Engines once loaded
     engines_error: str | None = None
-    # called with (verification record, event dict) on every final decision
-    notify: Callable[[Any, dict[str, Any]], None] | None = None
-    review: Any = None  # review_queue service adapter (see api.jobs.ReviewBridge)
+    webhooks: Any = None  # api.routes_review.WebhookOutbox when a webhook secret is configured
+    review: Any = None  # api.routes_review.ReviewBridge
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def require_engines(self) -> Any:

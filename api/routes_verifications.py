@@ -181,11 +181,17 @@ def _load(ctx: ApiContext, vid: str, caller: Principal) -> VerificationOut:
         return to_out(ctx, rec, caller)
 
 
-def _respond(out: VerificationOut, *, replay: bool) -> Response:
+def _error_status(ctx: ApiContext, vid: str) -> int:
+    with ctx.session_factory() as s:
+        rec = get_verification(s, vid)
+        err = (rec.result or {}).get("error") if rec is not None else None
+        return int(err.get("status", 422)) if isinstance(err, dict) else 422
+
+
+def _respond(ctx: ApiContext, out: VerificationOut, *, replay: bool) -> Response:
     if out.status == "failed" and out.error is not None:
-        status_code = 500 if out.error.type == Reason.INTERNAL_ERROR else 422
-        # the stored failure replays with its own status where we know it
-        return JSONResponse(out.error.model_dump(), status_code=status_code)
+        # an idempotent retry of a failed request gets the same error, with its verification id
+        return JSONResponse(out.error.model_dump(), status_code=_error_status(ctx, out.id))
     headers = {"Location": f"/v1/verifications/{out.id}"}
     if replay:
         headers["Idempotent-Replayed"] = "true"
@@ -239,6 +245,7 @@ async def create_verification(
         "id_back": _check_upload(ctx, "id_back", id_back, "image"),
         "selfie_with_card": _check_upload(ctx, "selfie_with_card", selfie_with_card, "image"),
     }
+    ctx.require_engines()  # before the challenge is consumed
     body_hash = None
     if idempotency_key is not None:
         parts = {
@@ -271,10 +278,9 @@ async def create_verification(
             verification_id=vid, client_id=caller.client_id, manual=manual, actions=actions, mirrored=mirrored,
             declared_name=declared_name, declared_id_number=declared_id_number,
         )
-        ctx.require_engines()
         await anyio.to_thread.run_sync(run_verification_job, ctx, files, params, limiter=ctx.limiter)
     out = await anyio.to_thread.run_sync(_load, ctx, vid, caller)
-    return _respond(out, replay=replay)
+    return _respond(ctx, out, replay=replay)
 
 
 VidPath = Annotated[str, Path(max_length=64, description="verification id")]
