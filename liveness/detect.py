@@ -1,0 +1,161 @@
+"""Action detection over per-frame signal series (pure numpy state machines, no model).
+
+Every detector works on the subject's own baseline (their open-eye EAR, their resting mouth and
+head direction), uses hysteresis (a stronger level to enter an episode than to leave it) and
+durations, and returns episodes with start/end/peak times and a 0-1 score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Episode:
+    kind: str  # "blink", "open_mouth", "turn_image_left", "turn_image_right"
+    start_s: float
+    end_s: float
+    peak_s: float
+    peak: float  # the signal's extreme value within the episode (ratio or degrees)
+    score: float  # 0-1, how clearly the episode passes its threshold
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    # blink: mean EAR below close_ratio x the open-eye baseline, then back above open_ratio
+    blink_close_ratio: float = 0.65
+    blink_open_ratio: float = 0.80
+    blink_min_s: float = 0.0  # a single sampled closed frame counts (fast blinks last ~40-100 ms)
+    blink_max_s: float = 0.5  # longer closures are sustained eye closure, not a blink
+    baseline_ear_percentile: float = 80.0  # robust to long closures / downcast eyes (<20 % of time)
+    # mouth: lips parted by at least mouth_open of the mouth width, and clearly above the resting
+    # level; released below mouth_release; held for at least mouth_min_s
+    mouth_open: float = 0.40
+    mouth_release: float = 0.30
+    mouth_over_baseline: float = 0.20
+    mouth_min_s: float = 0.2
+    # head turn: yaw (relative to the subject's median head direction) past turn_deg, entered and
+    # left at turn_release_deg, lasting at least turn_min_s, and coming back toward frontal
+    turn_deg: float = 14.0
+    turn_release_deg: float = 9.0
+    turn_min_s: float = 0.4
+
+
+def _frame_dt(t: np.ndarray) -> float:
+    return float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+
+
+def ear_baseline(ear: np.ndarray, percentile: float = 80.0) -> float:
+    valid = ear[np.isfinite(ear)]
+    return float(np.percentile(valid, percentile)) if valid.size else 0.0
+
+
+def detect_blinks(t: Sequence[float], ear: Sequence[float], cfg: DetectorConfig = DetectorConfig()) -> list[Episode]:
+    """Closures of the eyes followed by reopening. NaN = no face in that frame (ends nothing)."""
+    t_arr = np.asarray(t, dtype=np.float64)
+    e = np.asarray(ear, dtype=np.float64)
+    base = ear_baseline(e, cfg.baseline_ear_percentile)
+    if base <= 0:
+        return []
+    dt = _frame_dt(t_arr)
+    r = e / base
+    out: list[Episode] = []
+    i, n = 0, len(r)
+    while i < n:
+        if not (np.isfinite(r[i]) and r[i] < cfg.blink_close_ratio):
+            i += 1
+            continue
+        # must have been open before (not the start of a closed stretch at the clip's start)
+        opened_before = any(np.isfinite(r[k]) and r[k] >= cfg.blink_open_ratio for k in range(max(0, i - 10), i))
+        j = i
+        while j + 1 < n and (not np.isfinite(r[j + 1]) or r[j + 1] < cfg.blink_open_ratio):
+            j += 1
+        reopened = j + 1 < n and np.isfinite(r[j + 1]) and r[j + 1] >= cfg.blink_open_ratio
+        closed = [k for k in range(i, j + 1) if np.isfinite(r[k]) and r[k] < cfg.blink_close_ratio]
+        # duration of the closure: from the first to the last closed sample, plus one frame
+        dur = t_arr[closed[-1]] - t_arr[closed[0]] + dt
+        if opened_before and reopened and cfg.blink_min_s <= dur <= cfg.blink_max_s:
+            k = min(closed, key=lambda q: r[q])
+            depth = float(r[k])
+            score = float(np.clip((cfg.blink_open_ratio - depth) / cfg.blink_open_ratio, 0.0, 1.0))
+            out.append(Episode("blink", float(t_arr[closed[0]]), float(t_arr[closed[-1]]), float(t_arr[k]), depth, score))
+        i = j + 1
+    return out
+
+
+def detect_mouth(t: Sequence[float], mouth: Sequence[float], cfg: DetectorConfig = DetectorConfig()) -> list[Episode]:
+    t_arr = np.asarray(t, dtype=np.float64)
+    m = np.asarray(mouth, dtype=np.float64)
+    valid = m[np.isfinite(m)]
+    if not valid.size:
+        return []
+    resting = float(np.percentile(valid, 30))
+    enter = max(cfg.mouth_open, resting + cfg.mouth_over_baseline)
+    leave = max(cfg.mouth_release, resting + 0.5 * cfg.mouth_over_baseline)
+    return _episodes(t_arr, m, enter, leave, cfg.mouth_min_s, "open_mouth", require_return=False)
+
+
+def relative_yaw(yaw: Sequence[float]) -> np.ndarray:
+    """Yaw relative to the subject's resting head direction (the median over the capture)."""
+    y = np.asarray(yaw, dtype=np.float64)
+    valid = y[np.isfinite(y)]
+    return y - (float(np.median(valid)) if valid.size else 0.0)
+
+
+def detect_turns(t: Sequence[float], yaw_deg: Sequence[float], cfg: DetectorConfig = DetectorConfig()) -> list[Episode]:
+    """Head turns; yaw > 0 = nose toward the image's right. Kinds are in IMAGE terms."""
+    t_arr = np.asarray(t, dtype=np.float64)
+    y = relative_yaw(yaw_deg)
+    right = _episodes(t_arr, y, cfg.turn_deg, cfg.turn_release_deg, cfg.turn_min_s, "turn_image_right", require_return=True)
+    left = _episodes(t_arr, -y, cfg.turn_deg, cfg.turn_release_deg, cfg.turn_min_s, "turn_image_left", require_return=True)
+    return sorted(right + left, key=lambda e: e.peak_s)
+
+
+def _episodes(t: np.ndarray, v: np.ndarray, enter: float, leave: float, min_s: float, kind: str,
+              *, require_return: bool) -> list[Episode]:
+    """Stretches where v rises above `leave` and reaches `enter` (hysteresis), held >= min_s."""
+    out: list[Episode] = []
+    dt = _frame_dt(t)
+    n = len(v)
+    i = 0
+    while i < n:
+        if not (np.isfinite(v[i]) and v[i] >= leave):
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and (not np.isfinite(v[j + 1]) or v[j + 1] >= leave):
+            j += 1
+        seg = v[i : j + 1]
+        k = i + int(np.nanargmax(seg))
+        peak = float(v[k])
+        returned = j + 1 < n
+        dur = t[j] - t[i] + dt
+        if peak >= enter and dur >= min_s and (returned or not require_return):
+            score = float(np.clip(0.5 + 0.5 * (peak - enter) / max(enter, 1e-6), 0.0, 1.0))
+            out.append(Episode(kind, float(t[i]), float(t[j]), float(t[k]), peak, score))
+        i = j + 1
+    return out
+
+
+def match_in_order(required: Sequence[str], episodes: dict[str, list[Episode]]) -> list[tuple[str, Episode | None, str]]:
+    """For each required kind, in order, the first episode peaking after the previous match.
+
+    Returns (kind, episode or None, status) with status "ok", "missing" (never seen) or
+    "order" (seen, but not after the previous action).
+    """
+    out: list[tuple[str, Episode | None, str]] = []
+    after = -np.inf
+    for kind in required:
+        eps = sorted(episodes.get(kind, []), key=lambda e: e.peak_s)
+        nxt = next((e for e in eps if e.peak_s > after), None)
+        if nxt is not None:
+            out.append((kind, nxt, "ok"))
+            after = nxt.peak_s
+        elif eps:
+            out.append((kind, None, "order"))
+        else:
+            out.append((kind, None, "missing"))
+    return out
