@@ -37,7 +37,7 @@ class MatchConfig:
     rival_min_score: float = 0.8
     threshold_override: float | None = None  # cosine threshold; None = the registry's for `fmr`
     quality: QualityLimits = field(default_factory=QualityLimits)
-    intra_op_threads: int = 1
+    intra_op_threads: int = 2  # per session; 2 halves single-request latency on the 2-core target
     # opt-in insightface model pack directory (e.g. buffalo_l). Never the default: those weights are
     # licensed for non-commercial research only. Not implemented in this version (see README).
     insightface_dir: Path | None = None

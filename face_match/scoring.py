@@ -40,8 +40,11 @@ def threshold_for_fmr(impostor_scores: np.ndarray, fmr: float) -> float:
     if s.size == 0:
         raise ValueError("no impostor scores")
     allowed = int(math.floor(fmr * s.size))  # how many impostors may score at or above t
-    # t just above the (allowed+1)-th highest impostor score
-    return float(np.nextafter(s[allowed], np.inf)) if allowed < s.size else float(s[-1])
+    if allowed >= s.size:
+        return float(s[-1])
+    # just above the (allowed+1)-th highest impostor, rounded UP to 4 decimals so the value written
+    # into the manifest still excludes that impostor
+    return math.floor(float(s[allowed]) * 1e4 + 1.0) / 1e4
 
 
 def roc_points(genuine: np.ndarray, impostor: np.ndarray) -> list[tuple[float, float, float]]:
