@@ -55,6 +55,12 @@ class FrameSequence:
     def __len__(self) -> int:
         return len(self.frames)
 
+    def has_original(self, i: int) -> bool:
+        """Whether frame i is available at the source resolution."""
+        if i < len(self.originals) and self.originals[i] is not None:
+            return True
+        return max(self.frames[i].shape[:2]) >= max(self.width, self.height)
+
     def original(self, i: int) -> np.ndarray:
         if i < len(self.originals) and self.originals[i] is not None:
             return self.originals[i]  # type: ignore[return-value]

@@ -245,7 +245,7 @@ class LivenessChecker:
         if passed:
             reasons.append(Reason.LIVENESS_PASSED)
 
-        best_i = self._best_frame_index(sig, a.yaw_deg)
+        best_i = self._best_frame_index(frames, sig, a.yaw_deg)
         audit = self._audit_frames(frames, sig, [ep for _k, ep, _s in matched if ep is not None])
         yaw_valid = a.yaw_deg[np.isfinite(a.yaw_deg)]
         rel = yaw_valid - np.median(yaw_valid)
@@ -299,8 +299,10 @@ class LivenessChecker:
                 and sig[i].mouth < self.config.detector.mouth_release and sig[i].outside_frac < 0.05]
         return good or faces
 
-    def _best_frame_index(self, sig: Sequence[FrameSignals], yaw: np.ndarray) -> int | None:
+    def _best_frame_index(self, frames: FrameSequence, sig: Sequence[FrameSignals], yaw: np.ndarray) -> int | None:
         cand = self._frontal_candidates(sig, yaw)
+        # prefer frames whose full-resolution original was kept (face matching wants the detail)
+        cand = [i for i in cand if frames.has_original(i)] or cand
         return max(cand, key=lambda i: sig[i].sharpness) if cand else None
 
     def _audit_frames(self, frames: FrameSequence, sig: Sequence[FrameSignals], eps: Sequence[Episode]) -> tuple[np.ndarray, ...]:
