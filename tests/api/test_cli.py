@@ -1,0 +1,149 @@
+"""`idverify` end to end on real input, through the same entry point a user runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from api.cli import EXIT_INPUT, EXIT_OK, main
+
+REPO = Path(__file__).resolve().parents[2]
+IDVERIFY = REPO / ".venv" / "bin" / "idverify"
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, dict | None, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == EXIT_OK and out.strip().startswith("{") else None), err
+
+
+@pytest.fixture(scope="module")
+def demo_cards(testdata, tmp_path_factory):
+    from api.demo import build_demo_cards
+    from face_match import FaceMatcher
+
+    return build_demo_cards(testdata, tmp_path_factory.mktemp("demo"), FaceMatcher())
+
+
+def test_models_command_lists_every_model_ok(capsys):
+    assert main(["models"]) == EXIT_OK
+    out = capsys.readouterr().out
+    for name in ("yunet", "sface", "ocr_det", "ocr_rec", "ocr_cls", "face_mesh"):
+        assert any(line.startswith("ok ") and f" {name} " in line for line in out.splitlines()), name
+
+
+def test_same_person_is_approved(capsys, testdata, demo_cards):
+    front, back = demo_cards["same_person"]
+    code, doc, err = run_cli(
+        capsys, "verify", "--video", str(testdata / "liveness/liveportrait_d18.mp4"),
+        "--challenge", "open_mouth,blink", "--id-front", str(front), "--id-back", str(back),
+    )
+    assert code == EXIT_OK, err
+    assert doc["decision"] == "approved", doc["reasons"]
+    assert doc["stages"]["liveness"]["passed"] is True
+    assert doc["stages"]["face_match"]["passed"] is True
+    # PII masked by default
+    assert "*" in doc["fields"]["id_number"] and "*" in doc["fields"]["name"]
+
+
+def test_other_person_is_rejected_for_face_mismatch(capsys, testdata, demo_cards):
+    front, back = demo_cards["other_person"]
+    code, doc, err = run_cli(
+        capsys, "verify", "--video", str(testdata / "liveness/liveportrait_d18.mp4"),
+        "--challenge", "open_mouth,blink", "--id-front", str(front), "--id-back", str(back),
+    )
+    assert code == EXIT_OK, err
+    assert doc["decision"] == "rejected"
+    assert "face.mismatch" in doc["reasons"]
+
+
+def test_specimen_card_reports_wrong_check_digit_and_birth_date_mismatch(capsys, testdata):
+    code, doc, err = run_cli(
+        capsys, "verify", "--video", str(testdata / "liveness/liveportrait_d18.mp4"),
+        "--challenge", "open_mouth,blink",
+        "--id-front", str(testdata / "idcards/chineseocr_idcard-demo_upside_down.jpeg"),
+    )
+    assert code == EXIT_OK, err
+    assert "idcard.checksum_invalid" in doc["reasons"]
+    assert "idcard.birth_date_mismatch" in doc["reasons"]
+    assert doc["decision"] != "approved"
+
+
+def test_challenge_with_an_action_the_clip_lacks_is_not_approved(capsys, testdata, demo_cards):
+    front, back = demo_cards["same_person"]
+    code, doc, err = run_cli(
+        capsys, "verify", "--video", str(testdata / "liveness/liveportrait_d18.mp4"),
+        "--challenge", "turn_left,blink", "--id-front", str(front), "--id-back", str(back),
+    )
+    assert code == EXIT_OK, err
+    assert doc["decision"] != "approved"
+    assert "liveness.action_missing" in doc["reasons"]
+
+
+def test_no_face_in_capture_is_a_clear_error(capsys, tmp_path, demo_cards):
+    video = tmp_path / "wall.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 15, (320, 240))
+    rng = np.random.default_rng(0)
+    for _ in range(45):  # 3 s of a textured wall, no face
+        writer.write(cv2.GaussianBlur(rng.integers(60, 200, (240, 320, 3), dtype=np.uint8), (9, 9), 0))
+    writer.release()
+    front, back = demo_cards["same_person"]
+    code, doc, err = run_cli(capsys, "verify", "--video", str(video), "--challenge", "blink,open_mouth",
+                             "--id-front", str(front), "--id-back", str(back))
+    assert code == EXIT_INPUT
+    assert err.count("\n") == 1 and "liveness.no_face" in err
+
+
+@pytest.mark.parametrize(
+    "make, code_expected",
+    [
+        (lambda p: p.write_bytes(b""), "input.empty"),
+        (lambda p: p.write_bytes(b"this is not an image at all" * 10), "input.wrong_type"),
+        (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64), "input.unreadable"),
+    ],
+    ids=["empty", "text", "truncated-jpeg"],
+)
+def test_bad_card_file_is_a_clear_error(capsys, tmp_path, testdata, make, code_expected):
+    bad = tmp_path / "front.jpg"
+    make(bad)
+    code, _, err = run_cli(capsys, "verify", "--video", str(testdata / "liveness/dinoman_blink_example.mp4"),
+                           "--challenge", "blink", "--id-front", str(bad))
+    assert code == EXIT_INPUT
+    assert code_expected in err and "Traceback" not in err
+
+
+def test_missing_file_is_a_clear_error(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "verify", "--video", str(tmp_path / "nope.mp4"), "--challenge", "blink",
+                           "--id-front", str(tmp_path / "nope.jpg"))
+    assert code == EXIT_INPUT and err.startswith("idverify: input.missing")
+
+
+def test_not_a_video_is_a_clear_error(capsys, tmp_path, testdata):
+    fake = tmp_path / "capture.mp4"
+    shutil.copyfile(testdata / "faces/img1.jpg", fake)  # a JPEG renamed .mp4
+    code, _, err = run_cli(capsys, "verify", "--video", str(fake), "--challenge", "blink",
+                           "--id-front", str(testdata / "idcards/chineseocr_idcard-demo_rotated180_upright.png"))
+    assert code == EXIT_INPUT and ("liveness." in err or "input." in err)
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare(1) not available")
+def test_verify_runs_with_the_network_cut(testdata, demo_cards):
+    """Nothing is downloaded at run time: the whole pipeline runs in a network namespace with no links."""
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("this machine does not allow network namespaces")
+    front, back = demo_cards["same_person"]
+    proc = subprocess.run(
+        ["unshare", "-n", str(IDVERIFY), "verify", "--video", str(testdata / "liveness/liveportrait_d18.mp4"),
+         "--challenge", "open_mouth,blink", "--id-front", str(front), "--id-back", str(back)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == EXIT_OK, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["decision"] == "approved"
