@@ -1,0 +1,125 @@
+"""The one object that owns the OCR model sessions: rapidocr 3.10 running the PP-OCRv4 files.
+
+rapidocr's own `RapidOCR.__call__` mutates shared state per call (update_params), so we drive its
+detector / classifier / recogniser stages directly, under one lock: the stages are cheap to call
+in sequence and onnxruntime already uses both cores inside a call.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RawLine:
+    box: np.ndarray  # 4x2 in the input image
+    text: str
+    score: float
+    chars: tuple[tuple[str, float, float], ...]  # (char, confidence, x-centre as a fraction of the box width)
+
+
+class OcrEngine:
+    def __init__(self, registry, *, det_side: int = 736, threads: int = 2) -> None:
+        from rapidocr import RapidOCR
+        from rapidocr.utils.typings import ModelType, OCRVersion
+
+        params = {
+            "Global.log_level": "error",
+            "Det.model_path": str(registry.path("ocr_det")),
+            "Det.ocr_version": OCRVersion.PPOCRV4,
+            "Det.model_type": ModelType.MOBILE,
+            "Det.limit_type": "max",
+            "Det.limit_side_len": det_side,
+            "Cls.model_path": str(registry.path("ocr_cls")),
+            "Rec.model_path": str(registry.path("ocr_rec")),
+            "Rec.ocr_version": OCRVersion.PPOCRV4,
+            "Rec.model_type": ModelType.MOBILE,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+        rapid = RapidOCR(params=params)
+        # build all three sessions now (rapidocr builds them lazily on first call)
+        self._det = rapid._load_det_model()
+        self._cls = rapid._load_cls_model()
+        self._rec = rapid._load_rec_model()
+        self._lock = threading.Lock()
+        chars = list(self._rec.postprocess_op.character)
+        self.charset = frozenset(chars)
+        # The dictionary holds both full-width and ASCII forms (３ and 3); the recogniser splits its
+        # probability between them on card digits, so every per-character confidence looked low.
+        # Fold each compatibility form into its NFKC target before decoding.
+        index = {c: i for i, c in enumerate(chars)}
+        pairs = [(i, index[unicodedata.normalize("NFKC", c)]) for i, c in enumerate(chars)
+                 if len(c) == 1 and unicodedata.normalize("NFKC", c) != c
+                 and unicodedata.normalize("NFKC", c) in index and not c.isspace()]
+        self._fold_src = np.array([a for a, _ in pairs], np.int64)
+        self._fold_dst = np.array([b for _, b in pairs], np.int64)
+        self.model_ids = {n: registry.spec(n).model_id for n in ("ocr_det", "ocr_cls", "ocr_rec")}
+
+    def detect(self, image: np.ndarray) -> tuple[list[np.ndarray], float]:
+        t = time.perf_counter()
+        with self._lock:
+            out = self._det(image)
+        boxes = [] if out.boxes is None else [np.asarray(b, np.float32) for b in out.boxes]
+        return boxes, (time.perf_counter() - t) * 1000
+
+    def classify(self, crops: list[np.ndarray]) -> tuple[list[tuple[str, float]], float]:
+        """Per crop: ("0" or "180", score)."""
+        if not crops:
+            return [], 0.0
+        t = time.perf_counter()
+        with self._lock:
+            out = self._cls([c.copy() for c in crops])
+        return [(str(l), float(s)) for l, s in out.cls_res], (time.perf_counter() - t) * 1000
+
+    def recognise(self, crops: list[np.ndarray]) -> tuple[list[tuple[str, float, tuple]], float]:
+        if not crops:
+            return [], 0.0
+        t = time.perf_counter()
+        rec = self._rec
+        ratios = np.array([c.shape[1] / float(c.shape[0]) for c in crops])
+        order = np.argsort(ratios)  # similar widths batch together (less padding)
+        res: list = [None] * len(crops)
+        _, img_h, img_w = rec.rec_image_shape[:3]
+        batch = rec.rec_batch_num
+        with self._lock:
+            for beg in range(0, len(crops), batch):
+                idx = order[beg: beg + batch]
+                max_ratio = max(img_w / img_h, *(ratios[i] for i in idx))
+                norm = np.stack([rec.resize_norm_img(crops[i], max_ratio) for i in idx]).astype(np.float32)
+                preds = rec.session(norm)
+                # np.add.at, not +=: several forms fold into one target (３ and ③ into 3)
+                np.add.at(preds, (slice(None), slice(None), self._fold_dst), preds[:, :, self._fold_src])
+                preds[:, :, self._fold_src] = 0.0
+                for k, i in enumerate(idx):
+                    res[i] = self._decode(preds[k], ratios[i] / max_ratio)
+        return res, (time.perf_counter() - t) * 1000
+
+
+    def _decode(self, probs: np.ndarray, used: float) -> tuple[str, float, tuple]:
+        """Greedy CTC decode. A character's confidence is its best frame within its run (the first
+        frame of a run is often a transition frame); its x is the run's centre."""
+        chars = self._rec.postprocess_op.character
+        idx = probs.argmax(axis=1)
+        p = probs.max(axis=1)
+        t_used = max(1.0, probs.shape[0] * used)
+        out = []
+        t = 0
+        n = len(idx)
+        while t < n:
+            j = t
+            while j + 1 < n and idx[j + 1] == idx[t]:
+                j += 1
+            if idx[t] != 0:  # 0 = CTC blank
+                ch = chars[int(idx[t])]
+                if not ch.isspace():
+                    out.append((ch, float(p[t: j + 1].max()), min(1.0, ((t + j) / 2 + 0.5) / t_used)))
+            t = j + 1
+        text = "".join(c for c, _, _ in out)
+        score = float(np.mean([c for _, c, _ in out])) if out else 0.0
+        return text, score, tuple(out)

@@ -1,0 +1,286 @@
+"""IdCardReader: find, straighten and read one side of a resident ID card."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import cv2
+import numpy as np
+
+from models.errors import InputError
+from models.images import decode_image
+from models.reasons import Reason
+
+from . import geometry
+from .engine import OcrEngine
+from .fields import Char, Line, Parsed, parse_back, parse_front, side_scores
+from .idnumber import single_substitutions, validate_id_number
+from .masking import mask_address, mask_id_number, mask_name
+from .quality import quality_signals
+from .synthetic import CARD_H, CARD_W, PORTRAIT_BOX
+
+log = logging.getLogger(__name__)
+
+
+class Side(StrEnum):
+    FRONT = "front"  # portrait side
+    BACK = "back"  # emblem side
+
+
+FRONT_FIELDS = ("name", "sex", "ethnicity", "birth_date", "address", "id_number")
+BACK_FIELDS = ("authority", "valid_from", "valid_until")
+
+
+@dataclass(frozen=True)
+class OcrConfig:
+    det_side: int = 736  # text detection input, longest side (the card is rectified first)
+    threads: int = 2
+    low_confidence: float = 0.85  # a field whose weakest character scores below is "low confidence"
+    correctable_below: float = 0.95  # only characters below this may be corrected by the check digit
+    min_card_width_px: int = 300  # narrower than this in the photo: card.too_small
+    min_area_fraction: float = 0.04
+    blur_sharpness: float = 60.0  # Laplacian variance of the rectified card
+    dark_brightness: float = 0.28
+    glare_fraction: float = 0.01
+    rare_char_pitch: float = 0.055  # name box width per character (card fraction) above which a glyph is missing
+
+
+@dataclass(frozen=True)
+class FieldRead:
+    value: str
+    confidence: float
+    corrected_from: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "confidence": round(float(self.confidence), 4),
+                "corrected_from": self.corrected_from}
+
+
+_MASKERS = {"name": mask_name, "id_number": mask_id_number, "address": mask_address}
+
+
+@dataclass(frozen=True)
+class IdCardResult:
+    side: Side | None
+    fields: dict[str, FieldRead]
+    reasons: tuple[Reason, ...]
+    portrait: np.ndarray | None
+    quality: dict[str, float]
+    card_found: bool
+    elapsed_ms: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    label_misprinted: bool = False
+
+    def to_dict(self, *, mask_pii: bool = True) -> dict[str, Any]:
+        fields = {}
+        for k, f in self.fields.items():
+            d = f.to_dict()
+            if mask_pii and k in _MASKERS:
+                d["value"] = _MASKERS[k](f.value)
+                if f.corrected_from is not None:
+                    d["corrected_from"] = _MASKERS[k](f.corrected_from)
+            fields[k] = d
+        return {
+            "side": None if self.side is None else str(self.side),
+            "card_found": self.card_found,
+            "fields": fields,
+            "reasons": [str(r) for r in self.reasons],
+            "portrait_found": self.portrait is not None,
+            "quality": {k: float(v) for k, v in self.quality.items()},
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+        }
+
+
+def _dedupe(reasons: list[Reason]) -> tuple[Reason, ...]:
+    return tuple(dict.fromkeys(reasons))
+
+
+def _crop(img: np.ndarray, box: np.ndarray) -> np.ndarray:
+    from rapidocr.utils.process_img import get_rotate_crop_image
+
+    return get_rotate_crop_image(img, box.copy())
+
+
+class IdCardReader:
+    """Built once (loads and verifies the three PP-OCRv4 models); `read` is safe from many threads."""
+
+    def __init__(self, config: OcrConfig | None = None, registry=None) -> None:
+        if registry is None:
+            from models import default_registry
+
+            registry = default_registry()
+        self.config = config or OcrConfig()
+        self._engine = OcrEngine(registry, det_side=self.config.det_side, threads=self.config.threads)
+        self.model_ids = dict(self._engine.model_ids)
+
+    # ---------------------------------------------------------------------------------------
+    def read(self, image: np.ndarray | bytes, *, expected_side: Side | None = None) -> IdCardResult:
+        t0 = time.perf_counter()
+        img = self._as_bgr(image)
+        cfg = self.config
+        reasons: list[Reason] = []
+        timings: dict[str, float] = {}
+
+        t = time.perf_counter()
+        quad = geometry.find_card(img)
+        if geometry.image_is_card_shaped(img) and (quad is None or not 0.5 <= quad.area_fraction <= 0.75):
+            quad = geometry.whole_image_quad(img)  # already a tight crop of the card
+        timings["locate"] = (time.perf_counter() - t) * 1000
+        if quad is None:
+            return self._empty(Reason.CARD_NOT_FOUND, t0, timings)
+        if geometry.card_width_px(quad) < cfg.min_card_width_px or quad.area_fraction < cfg.min_area_fraction:
+            reasons.append(Reason.CARD_TOO_SMALL)
+        # a card filling the frame is a tight crop, not a card cut off by the frame
+        if quad.touches_border and quad.area_fraction < 0.8:
+            reasons.append(Reason.CARD_PARTIALLY_OUTSIDE)
+        t = time.perf_counter()
+        card = geometry.rectify(img, quad, (CARD_W, CARD_H))
+        timings["locate"] += (time.perf_counter() - t) * 1000
+
+        boxes, timings["det"] = self._engine.detect(card)
+        if not boxes:
+            return self._empty(Reason.CARD_NOT_FOUND, t0, timings)
+        crops = [_crop(card, b) for b in boxes]
+        cls, timings["cls"] = self._engine.classify(crops)
+        # the card is upside down when most text (weighted by line length) says 180 degrees
+        w180 = sum(c.shape[1] * s for c, (lab, s) in zip(crops, cls) if lab == "180")
+        w0 = sum(c.shape[1] * s for c, (lab, s) in zip(crops, cls) if lab != "180")
+        if w180 > w0:
+            card = np.ascontiguousarray(card[::-1, ::-1])
+            boxes = [np.float32([[CARD_W - 1, CARD_H - 1]]) - b[[2, 3, 0, 1]] for b in boxes]
+            crops = [np.ascontiguousarray(c[::-1, ::-1]) for c in crops]
+        recs, timings["rec"] = self._engine.recognise(crops)
+        lines = self._lines(boxes, recs)
+
+        front_score, back_score = side_scores(lines)
+        if front_score < 2 and back_score < 2:
+            code = Reason.CARD_NOT_ID_CARD if lines else Reason.CARD_NOT_FOUND
+            return self._empty(code, t0, timings, quality=quality_signals(card))
+        side = Side.FRONT if front_score >= back_score else Side.BACK
+        if expected_side is not None and side != expected_side:
+            reasons.append(Reason.CARD_WRONG_SIDE)
+
+        quality = quality_signals(card)
+        quality["card_area_fraction"] = round(quad.area_fraction, 4)
+        quality["card_width_px"] = round(geometry.card_width_px(quad), 1)
+        if quality["sharpness"] < cfg.blur_sharpness:
+            reasons.append(Reason.QUALITY_BLURRED)
+        if quality["brightness"] < cfg.dark_brightness:
+            reasons.append(Reason.QUALITY_TOO_DARK)
+        if quality["glare_fraction"] > cfg.glare_fraction:
+            reasons.append(Reason.QUALITY_GLARE)
+
+        portrait = None
+        misprinted = False
+        if side == Side.FRONT:
+            parsed, flags = parse_front(lines)
+            misprinted = flags["label_misprinted"]
+            if misprinted:
+                reasons.append(Reason.CARD_LABEL_MISPRINTED)
+            fields, more = self._front_fields(parsed, lines)
+            reasons.extend(more)
+            portrait = self._portrait(card)
+            if portrait is None:
+                reasons.append(Reason.CARD_PORTRAIT_NOT_FOUND)
+            wanted = FRONT_FIELDS
+        else:
+            parsed = parse_back(lines)
+            fields = {k: FieldRead(p.value, p.confidence) for k, p in parsed.items()}
+            wanted = BACK_FIELDS
+        if any(k not in fields or not fields[k].value for k in wanted):
+            reasons.append(Reason.IDCARD_FIELD_MISSING)
+        if any(f.confidence < cfg.low_confidence for f in fields.values()):
+            reasons.append(Reason.IDCARD_LOW_CONFIDENCE)
+        elapsed = (time.perf_counter() - t0) * 1000
+        log.info("ocr read side=%s lines=%d reasons=%s elapsed_ms=%.0f", side, len(lines),
+                 ",".join(map(str, reasons)), elapsed)
+        return IdCardResult(side, fields, _dedupe(reasons), portrait, quality, True, elapsed, timings, misprinted)
+
+    # ---------------------------------------------------------------------------------------
+    def _as_bgr(self, image: Any) -> np.ndarray:
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            return decode_image(bytes(image), what="ID card image")
+        if not isinstance(image, np.ndarray):
+            raise InputError(Reason.INPUT_INVALID, "ID card image must be a numpy array or encoded bytes")
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        elif image.ndim == 3 and image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise InputError(Reason.INPUT_INVALID, f"ID card image has shape {image.shape}; expected HxWx3")
+        if image.dtype != np.uint8:
+            raise InputError(Reason.INPUT_INVALID, f"ID card image has dtype {image.dtype}; expected uint8")
+        if min(image.shape[:2]) < 16:
+            raise InputError(Reason.INPUT_TOO_SMALL, f"ID card image is {image.shape[1]}x{image.shape[0]} pixels")
+        return image
+
+    def _empty(self, code: Reason, t0: float, timings: dict[str, float], quality=None) -> IdCardResult:
+        return IdCardResult(None, {}, (code,), None, quality or {}, False,
+                            (time.perf_counter() - t0) * 1000, timings)
+
+    @staticmethod
+    def _lines(boxes: list[np.ndarray], recs: list[tuple[str, float, tuple]]) -> list[Line]:
+        out = []
+        for b, (txt, score, chars) in zip(boxes, recs):
+            if not txt.strip():
+                continue
+            x0, y0 = float(b[:, 0].min()) / CARD_W, float(b[:, 1].min()) / CARD_H
+            x1, y1 = float(b[:, 0].max()) / CARD_W, float(b[:, 1].max()) / CARD_H
+            cs = tuple(Char(c, conf, x0 + fx * (x1 - x0)) for c, conf, fx in chars)
+            out.append(Line(txt, score, (x0, y0, x1, y1), cs))
+        return out
+
+    def _front_fields(self, parsed: dict[str, Parsed], lines: list[Line]) -> tuple[dict[str, FieldRead], list[Reason]]:
+        cfg = self.config
+        reasons: list[Reason] = []
+        fields = {k: FieldRead(p.value, p.confidence) for k, p in parsed.items()}
+        name = parsed.get("name")
+        if name is not None and name.chars:
+            xs = [c.x for c in name.chars]
+            # the recogniser drops or replaces characters it cannot emit (CJK Extension A): a name
+            # whose glyphs are spaced wider than printed text, or with one weak glyph, is a rare name
+            pitch = (max(xs) - min(xs)) / max(1, len(xs) - 1) if len(xs) > 1 else 0.0
+            name_line = [l for l in lines if any(c in l.chars for c in name.chars)]
+            gap = 0.0
+            if name_line:
+                right = max(l.box[2] for l in name_line)
+                gap = right - max(xs)
+            weak = name.confidence < cfg.low_confidence
+            if weak or pitch > cfg.rare_char_pitch or gap > cfg.rare_char_pitch * 1.3 or len(name.value) < 2:
+                reasons.append(Reason.IDCARD_RARE_CHARACTER)
+                fields["name"] = FieldRead(name.value, min(name.confidence, cfg.low_confidence * 0.9))
+        num = parsed.get("id_number")
+        if num is not None and len(num.value) == 18 and validate_id_number(num.value):
+            birth = fields.get("birth_date")
+            from datetime import date as _date
+
+            printed = None
+            if birth is not None and birth.value:
+                try:
+                    printed = _date.fromisoformat(birth.value)
+                except ValueError:
+                    printed = None
+            weak = [i for i, c in enumerate(num.chars) if c.conf < cfg.correctable_below]
+            if len(weak) == 1:
+                cands = single_substitutions(num.value, weak[0], printed_birth=printed)
+                if len(cands) == 1:
+                    fields["id_number"] = FieldRead(cands[0], min(num.confidence, cfg.low_confidence * 0.9),
+                                                    corrected_from=num.value)
+                    reasons.append(Reason.IDCARD_CHARACTER_CORRECTED)
+        return fields, reasons
+
+    @staticmethod
+    def _portrait(card: np.ndarray) -> np.ndarray | None:
+        x0, y0, x1, y1 = PORTRAIT_BOX
+        mx, my = 0.01, 0.02
+        crop = card[int((y0 - my) * CARD_H): int(min(1.0, y1 + my) * CARD_H),
+                    int((x0 - mx) * CARD_W): int(min(1.0, x1 + mx) * CARD_W)]
+        if crop.size == 0 or float(crop.std()) < 8.0:
+            return None
+        return np.ascontiguousarray(crop)
