@@ -28,6 +28,7 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
+    """The session's throwaway database, migrated once; tests get copies of it (CREATE ... TEMPLATE)."""
     name = f"idv_rq_test_{uuid.uuid4().hex[:10]}"
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
@@ -36,7 +37,9 @@ def pg_server_url() -> Iterator[str]:
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+        migrate(url)
+        yield url
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -51,14 +54,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
         return
     server = request.getfixturevalue("pg_server_url")
-    # one schema-clean database per test: drop and re-create through the migration
+    # one empty, migrated database per test, copied from the session's (the audit log refuses TRUNCATE)
     base, _, dbname = server.rpartition("/")
     name = f"{dbname}_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{dbname}"')
     url = f"{base}/{name}"
     try:
-        migrate(url)
         yield url
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:

@@ -8,13 +8,14 @@ import threading
 from collections import Counter
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from models.errors import IdvError
 from models.reasons import Reason as R
 from review_queue import CaseStatus, EvidenceImage, ReviewConfig, ReviewService, Signals, decide, unit_of_work
-from review_queue.db import AuditEvent, Case, CaseImage, WebhookDelivery, utcnow
+from review_queue.db import AuditEvent, Case, CaseImage, Reviewer, WebhookDelivery, utcnow
 
 PW = "correct horse"
 
@@ -23,10 +24,30 @@ def review_decision(policy, *reasons: R):
     return decide(Signals(frozenset(reasons or {R.FACE_BORDERLINE})), policy)
 
 
+_HASH: list[str] = []
+
+
 def make_reviewers(factory, *names: str, role: str = "reviewer"):
+    """Reviewer rows sharing one argon2 hash (hashing is deliberately slow; it is not under test here)."""
+    if not _HASH:
+        _HASH.append(PasswordHasher().hash(PW))
     with unit_of_work(factory) as s:
-        svc = ReviewService(s)
-        return [svc.create_reviewer(username=n, password=PW, role=role) for n in names]
+        rows = [Reviewer(username=n, password_hash=_HASH[0], role=role, active=True) for n in names]
+        s.add_all(rows)
+        s.flush()
+        return rows
+
+
+def test_create_reviewer_and_authenticate(factory):
+    with unit_of_work(factory) as s:
+        r = ReviewService(s).create_reviewer(username="carol", password=PW, role="supervisor")
+        assert r.password_hash.startswith("$argon2") and PW not in r.password_hash
+    with unit_of_work(factory) as s:
+        assert ReviewService(s).authenticate(username="carol", password=PW).role == "supervisor"
+    for user, pw in (("carol", "wrong password"), ("nobody", PW)):
+        with unit_of_work(factory) as s, pytest.raises(IdvError) as ei:
+            ReviewService(s).authenticate(username=user, password=pw)
+        assert ei.value.code is R.REVIEW_LOGIN_FAILED and ei.value.detail == "wrong username or password"
 
 
 def make_cases(factory, policy, n: int, store=None, images=(), **kw) -> list[str]:
