@@ -55,38 +55,33 @@ def _write(path: Path, image: np.ndarray) -> Path:
 
 @pytest.fixture(scope="module")
 def batch_input(testdata, tmp_path_factory) -> Path:
-    """Six applicant folders: three the pipeline can decide, three broken ones."""
-    from api.demo import PORTRAIT_MOMENT_S, face_crop, frame_at
+    """Six applicant folders: three the pipeline can decide, three broken ones. The cards are the
+    demo's (api.demo): a fictitious person whose portrait is the clip's own face, and another person."""
+    from api.demo import build_demo_cards
     from face_match import FaceMatcher
-    from models.images import read_image_file
-    from ocr.synthetic import random_person, render_back, render_front
 
     root = tmp_path_factory.mktemp("batch_in")
-    rng = np.random.default_rng(7)
-    matcher = FaceMatcher()
-    same = face_crop(matcher, frame_at(testdata / D18, PORTRAIT_MOMENT_S))
-    other = face_crop(matcher, read_image_file(testdata / "faces/img3.jpg"))
+    cards = build_demo_cards(testdata, tmp_path_factory.mktemp("cards"), FaceMatcher())
 
-    def applicant(name: str, video: str | None, challenge: str | None, portrait, *, back: bool = True) -> Path:
+    def applicant(name: str, video: str | None, challenge: str | None, card: str, *, back: bool = True) -> Path:
         d = root / name
         d.mkdir()
-        person = random_person(rng)
-        # straight renders: the batch machinery is under test here, not OCR on distorted photos
-        _write(d / "front.jpg", render_front(person, portrait))
+        front_png, back_png = cards[card]
+        shutil.copy(front_png, d / "front.png")
         if back:
-            _write(d / "back.png", render_back(person))
+            shutil.copy(back_png, d / "back.png")
         if video:
             os.symlink(testdata / video, d / "video.mp4")
         if challenge:
             (d / "challenge.txt").write_text(challenge + "\n")
         return d
 
-    applicant("a_same_person", D18, "open_mouth,blink", same)
-    applicant("b_other_person", DINO, "blink", other)
-    applicant("c_missing_back", DINO, "blink", same, back=False)
-    d = applicant("d_corrupt_front", DINO, "blink", same)
-    (d / "front.jpg").write_bytes((d / "front.jpg").read_bytes()[:300])  # a truncated JPEG
-    d = applicant("e_bad_video", None, "blink", same)
+    applicant("a_same_person", D18, "open_mouth,blink", "same_person")
+    applicant("b_other_person", DINO, "blink", "other_person")
+    applicant("c_missing_back", DINO, "blink", "same_person", back=False)
+    d = applicant("d_corrupt_front", DINO, "blink", "same_person")
+    (d / "front.png").write_bytes((d / "front.png").read_bytes()[:300])  # a truncated PNG
+    d = applicant("e_bad_video", None, "blink", "same_person")
     (d / "video.mp4").write_bytes(b"\x00\x01 this is not a video " * 64)
     (root / "f_empty").mkdir()
     (root / "f_empty" / "challenge.txt").write_text("blink")
@@ -126,7 +121,7 @@ def test_every_applicant_appears_exactly_once(full_run):
     by_id = {r["id"]: r for r in results}
     for r in results:
         assert r["decision"] in ("approved", "rejected", "review")
-        assert r["inputs"]["id_front"].endswith("front.jpg")
+        assert r["inputs"]["id_front"].endswith("front.png")
         assert "*" in r["fields"].get("id_number", "*")  # PII masked by default
     # the same JSON `idverify verify` prints, plus the identifiers
     assert {"decision", "reasons", "stages", "fields", "timings_ms", "id", "key"} <= by_id["a_same_person"].keys()
@@ -223,16 +218,16 @@ def test_report_renders_in_chromium(full_run, artifacts_dir):
 
 def test_ocr_mode_from_a_manifest(testdata, tmp_path):
     from models.images import read_image_file
-    from ocr.synthetic import ground_truth, phone_photo, random_person, render_back, render_front
+    from ocr.synthetic import ground_truth, random_person, render_back, render_front
 
     rng = np.random.default_rng(11)
     portrait = read_image_file(testdata / "faces/img1.jpg")
     person = random_person(rng)
-    _write(tmp_path / "in" / "card1.jpg", phone_photo(render_front(person, portrait), rng, strength="light"))
+    _write(tmp_path / "in" / "card1.png", render_front(person, portrait))
     _write(tmp_path / "in" / "card1_back.png", render_back(person))
     (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
     rows = [
-        {"id": "c1", "image": "card1.jpg", "back": "card1_back.png"},
+        {"id": "c1", "image": "card1.png", "back": "card1_back.png"},
         {"id": "broken", "image": "broken.png"},
         {"id": "missing", "image": "no_such_file.jpg"},
     ]
