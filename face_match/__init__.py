@@ -5,6 +5,13 @@
 
 Images are BGR uint8 arrays (decode untrusted bytes with models.images first); grey, BGRA and 16-bit
 arrays are accepted too.
+
+Thresholds: `MatchConfig.fmr` picks the cosine threshold calibrated for that false-match rate
+(models/manifest.toml, [models.sface.thresholds], written by `python -m benchmarks.face_match
+--write-thresholds`). score = (cosine + 1) / 2.
+
+insightface model packs (buffalo_l etc.) are licensed for non-commercial research only and so are
+never the default; `MatchConfig.insightface_dir` is reserved for them and not implemented yet.
 """
 
 from .geometry import REFERENCE_5PTS, align_face, similarity_transform

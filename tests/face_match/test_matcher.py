@@ -168,3 +168,11 @@ def test_selfie_with_card(matcher: FaceMatcher, faces: Path) -> None:
     # no card in the selfie
     alone = matcher.match_selfie_with_card(_img(faces, "img1.jpg"))
     assert alone.person_vs_card is None and Reason.FACE_CARD_PORTRAIT_NOT_FOUND in alone.reasons
+
+
+def test_logs_carry_scores_and_codes_only(matcher: FaceMatcher, faces: Path, caplog) -> None:
+    caplog.set_level("DEBUG", logger="face_match")
+    matcher.match(_img(faces, "img1.jpg"), _img(faces, "img2.jpg"))
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "similarity=" in text
+    assert "img1" not in text and "[" not in text  # no file names, no arrays / embeddings
