@@ -49,7 +49,7 @@ def face_crop(matcher, image: np.ndarray, margin: float = 0.6) -> np.ndarray:
 
 def build_demo_cards(testdata: Path, out: Path, matcher) -> dict[str, tuple[Path, Path]]:
     from models.images import read_image_file
-    from ocr.synthetic import random_person, render_back, render_front
+    from ocr.synthetic import render_back, render_front
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(2026)
@@ -57,12 +57,24 @@ def build_demo_cards(testdata: Path, out: Path, matcher) -> dict[str, tuple[Path
     other = face_crop(matcher, read_image_file(testdata / OTHER_PERSON))
     cards = {}
     for label, portrait in (("same_person", same), ("other_person", other)):
-        person = random_person(rng)
+        person = _currently_valid_person(rng)
         front, back = out / f"{label}_front.png", out / f"{label}_back.png"
         cv2.imwrite(str(front), render_front(person, portrait))
         cv2.imwrite(str(back), render_back(person))
         cards[label] = (front, back)
     return cards
+
+
+def _currently_valid_person(rng: np.random.Generator):
+    """A random fictitious adult whose card is valid today, so only the face decides the demo."""
+    from ocr.synthetic import random_person
+
+    today = date.today()
+    while True:
+        p = random_person(rng)
+        adult = (today - p.birth_date).days > 18 * 366
+        if adult and p.valid_from <= today and (p.valid_until is None or p.valid_until > today):
+            return p
 
 
 def run_demo(out: Path | None = None) -> int:
