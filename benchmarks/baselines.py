@@ -506,7 +506,7 @@ FLAG_CODES = frozenset({
 def ocr_side_by_side(root: Path, quick: bool) -> dict[str, Any]:
     from ocr import IdCardReader, Side, validate_card
 
-    cards = render_cards(root, 2 if quick else 8)
+    cards = render_cards(root, 1 if quick else 8)
     reader = IdCardReader()
     from rapidocr import RapidOCR
 

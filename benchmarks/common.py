@@ -132,7 +132,18 @@ class Stopwatch:
 
 
 def peak_rss_mb(children: bool = False) -> float:
-    """Peak resident set size of this process (or of its finished children), in MiB (Linux: KiB)."""
+    """Peak resident set size of this process (or of its finished children), in MiB.
+
+    For this process, /proc's VmHWM (the high-water mark of this address space) is preferred: getrusage's
+    ru_maxrss survives exec, so a freshly spawned worker would report its parent's size at fork.
+    """
+    if not children:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+        except (OSError, ValueError, IndexError):
+            pass
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
     return round(resource.getrusage(who).ru_maxrss / 1024, 1)
 
