@@ -1,0 +1,101 @@
+"""Signed webhooks against a real local HTTP receiver: signature checked on arrival, retries with
+exponential backoff, every attempt recorded, a dead endpoint ends as failed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import select
+
+from models.errors import IdvError
+from models.reasons import Reason as R
+from review_queue import unit_of_work
+from review_queue.db import WebhookAttempt, WebhookDelivery
+from review_queue.webhooks import SIGNATURE_HEADER, WebhookConfig, WebhookSender, canonical_body, sign, verify_signature
+
+SECRET = "whsec-test-secret"
+
+
+def test_sign_and_verify():
+    body = canonical_body({"verification_id": "v1", "status": "approved"})
+    ts = int(time.time())
+    header = sign(body, SECRET, ts)
+    assert header.startswith(f"t={ts},v1=") and verify_signature(body, header, SECRET) == ts
+    for bad_body, bad_header, code in (
+        (body + b" ", header, R.WEBHOOK_SIGNATURE_INVALID),
+        (body, header.replace("v1=", "v1=0"), R.WEBHOOK_SIGNATURE_INVALID),
+        (body, "garbage", R.WEBHOOK_SIGNATURE_INVALID),
+        (body, sign(body, "other-secret", ts), R.WEBHOOK_SIGNATURE_INVALID),
+        (body, sign(body, SECRET, ts - 3600), R.WEBHOOK_TIMESTAMP_STALE),
+    ):
+        with pytest.raises(IdvError) as ei:
+            verify_signature(bad_body, bad_header, SECRET)
+        assert ei.value.code is code
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    fail_first = 2
+    seen: list[tuple[int, bool]] = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        try:
+            verify_signature(body, self.headers[SIGNATURE_HEADER], SECRET)
+            ok = True
+        except IdvError:
+            ok = False
+        type(self).seen.append((len(type(self).seen) + 1, ok))
+        status = 503 if len(type(self).seen) <= type(self).fail_first else (200 if ok else 401)
+        self.send_response(status)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    _Receiver.seen = []
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/hook"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_retries_with_backoff_until_delivered(factory, receiver):
+    waits: list[float] = []
+    sender = WebhookSender(WebhookConfig(secret=SECRET, max_attempts=5, base_delay_s=0.5), sleep=waits.append)
+    with unit_of_work(factory) as s:
+        d = sender.enqueue(s, url=receiver, event_type="verification.decided",
+                           payload={"verification_id": "v1", "status": "approved"}, verification_id="v1")
+        did = d.id
+    (out,) = sender.deliver_pending(factory)
+    assert out.status == "delivered" and out.attempts == 3 and out.last_status_code == 200
+    assert waits == [0.5, 1.0]  # exponential backoff between the failed attempts
+    assert _Receiver.seen == [(1, True), (2, True), (3, True)]  # every attempt correctly signed
+    with factory() as s:
+        attempts = s.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == did)
+                             .order_by(WebhookAttempt.attempt_no)).all()
+        assert [(a.attempt_no, a.status_code) for a in attempts] == [(1, 503), (2, 503), (3, 200)]
+    assert sender.deliver_pending(factory) == []  # nothing left pending
+    sender.close()
+
+
+def test_dead_endpoint_ends_failed(factory):
+    waits: list[float] = []
+    sender = WebhookSender(WebhookConfig(secret=SECRET, max_attempts=3, base_delay_s=1.0, timeout_s=2), sleep=waits.append)
+    with unit_of_work(factory) as s:
+        did = sender.enqueue(s, url="http://127.0.0.1:9/hook", event_type="verification.decided",
+                             payload={"verification_id": "v2"}).id
+    d = sender.deliver(factory, did)
+    assert d.status == "failed" and d.attempts == 3 and d.last_status_code is None and d.last_error
+    assert waits == [1.0, 2.0]
+    with factory() as s:
+        assert s.get(WebhookDelivery, did).status == "failed"
+        assert len(s.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == did)).all()) == 3
+    sender.close()
