@@ -37,7 +37,9 @@ class MatchConfig:
     rival_min_score: float = 0.8
     threshold_override: float | None = None  # cosine threshold; None = the registry's for `fmr`
     quality: QualityLimits = field(default_factory=QualityLimits)
-    intra_op_threads: int = 2  # per session; 2 halves single-request latency on the 2-core target
+    # per session; 1 because onnxruntime threads spin: under concurrent requests (or a busy CPU) 2
+    # threads burnt ~3x the CPU per image here (194 vs 68 ms CPU). Raise for a dedicated 1-request box.
+    intra_op_threads: int = 1
     # opt-in insightface model pack directory (e.g. buffalo_l). Never the default: those weights are
     # licensed for non-commercial research only. Not implemented in this version (see README).
     insightface_dir: Path | None = None
