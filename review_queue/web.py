@@ -8,7 +8,6 @@ without extra middleware. Images are served decrypted only through an authorised
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import secrets
 from dataclasses import dataclass

@@ -10,18 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import text
 
-from review_queue import (
-    EncryptedStore,
-    ReviewConfig,
-    ReviewService,
-    load_policy,
-    make_engine,
-    make_session_factory,
-    migrate,
-    unit_of_work,
-)
+from review_queue import EncryptedStore, load_policy, make_engine, make_session_factory, migrate
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
