@@ -108,7 +108,9 @@ def side_scores(lines: list[Line]) -> tuple[float, float]:
     joined = "".join(normalise_text(l.text) for l in lines)
     front = sum(1.0 for lab in FRONT_LABELS if lab in joined)
     front += 1.0 if any(lab in joined for lab in MISPRINTED_NUMBER_LABELS) else 0.0
-    front += 2.0 if re.search(r"\d{17}[\dX]", joined.upper()) else 0.0
+    # exactly 18 characters: a bank card's 16-19 digit number must not look like an ID number
+    front += 2.0 if any(re.search(r"(?<![0-9X])\d{17}[\dX](?![0-9X])", normalise_text(l.text).upper()) for l in lines) else 0.0
+    front = front if front > 2.0 else 0.0  # the number alone is not a card
     back = sum(1.5 for kw in BACK_KEYWORDS if kw in joined)
     back += 1.5 if re.search(r"\d{4}\.\d{2}\.\d{2}-(\d{4}\.\d{2}\.\d{2}|长期)", joined) else 0.0
     return front, back

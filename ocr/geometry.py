@@ -107,7 +107,7 @@ def whole_image_quad(image: np.ndarray) -> CardQuad:
     return CardQuad(order_corners(pts), 1.0, False, "whole_image")
 
 
-def image_is_card_shaped(image: np.ndarray, tol: float = 0.15) -> bool:
+def image_is_card_shaped(image: np.ndarray, tol: float = 0.1) -> bool:
     h, w = image.shape[:2]
     a = max(w, h) / max(1, min(w, h))
     return abs(np.log(a / CARD_ASPECT)) < tol

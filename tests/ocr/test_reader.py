@@ -1,0 +1,226 @@
+"""The reader on real models: the real specimen, rendered cards (clean and phone photos), bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import struct
+import threading
+import zlib
+from datetime import date
+
+import cv2
+import numpy as np
+import pytest
+
+from models.errors import InputError
+from models.images import read_image_file
+from models.reasons import Reason
+from ocr import IdCardReader, Side, ground_truth, phone_photo, random_person, render_back, render_front, validate_card
+from ocr.synthetic import encode
+
+TODAY = date(2026, 6, 1)
+
+
+@pytest.fixture(scope="module")
+def reader(registry) -> IdCardReader:
+    return IdCardReader(registry=registry)
+
+
+@pytest.fixture(scope="module")
+def portrait(testdata) -> np.ndarray:
+    return read_image_file(testdata / "faces" / "img1.jpg")
+
+
+@pytest.fixture(scope="module")
+def person():
+    return random_person(np.random.default_rng(20260601))
+
+
+def values(res) -> dict[str, str]:
+    return {k: v.value for k, v in res.fields.items()}
+
+
+@pytest.mark.parametrize("name", ["chineseocr_idcard-demo_upside_down.jpeg", "chineseocr_idcard-demo_rotated180_upright.png"])
+def test_real_specimen_read_as_printed_and_every_inconsistency_flagged(reader, testdata, name):
+    rows = {r["file"]: r for r in csv.DictReader((testdata / "idcards" / "ground_truth.csv").open(encoding="utf-8"))}
+    gt = rows[name]
+    res = reader.read(read_image_file(testdata / "idcards" / name))
+    assert res.card_found and res.side == Side.FRONT
+    assert values(res) == {"name": gt["name"], "sex": gt["sex"], "ethnicity": gt["ethnicity"],
+                           "birth_date": gt["birth"], "address": gt["address"], "id_number": gt["id_number"]}
+    assert all(f.corrected_from is None for f in res.fields.values())  # high-confidence reads are never corrected
+    v = validate_card(res, None, today=TODAY)
+    assert not v.passed
+    for r in (Reason.IDCARD_CHECKSUM_INVALID, Reason.IDCARD_BIRTH_DATE_MISMATCH, Reason.CARD_LABEL_MISPRINTED,
+              Reason.IDCARD_SEX_MISMATCH):
+        assert r in v.reasons
+    assert v.checks["check_digit"] is False and v.checks["birth_date_matches"] is False
+    assert res.portrait is not None
+
+
+def test_clean_render_both_sides(reader, person, portrait, registry):
+    gt = ground_truth(person)
+    f = reader.read(render_front(person, portrait))
+    b = reader.read(render_back(person))
+    assert f.side == Side.FRONT and b.side == Side.BACK
+    assert values(f) == {k: gt[k] for k in ("name", "sex", "ethnicity", "birth_date", "address", "id_number")}
+    assert values(b) == {k: gt[k] for k in ("authority", "valid_from", "valid_until")}
+    v = validate_card(f, b, today=TODAY, declared_name=person.name, declared_id_number=person.id_number)
+    assert v.passed, v.reasons
+    assert set(f.timings_ms) == {"locate", "det", "cls", "rec"}
+    # the portrait crop holds the whole face at a usable size (checked with the product's face detector)
+    p = f.portrait
+    assert p is not None and p.shape[0] > 300
+    det = cv2.FaceDetectorYN.create(str(registry.path("yunet")), "", (p.shape[1], p.shape[0]), 0.6)
+    _, faces = det.detect(p)
+    assert faces is not None and len(faces) == 1
+    x, y, w, h = faces[0][:4]
+    assert w > 0.3 * p.shape[1] and x > 0 and y > 0 and x + w < p.shape[1] and y + h < p.shape[0]
+
+
+def test_wrong_side_is_reported(reader, person):
+    res = reader.read(render_back(person), expected_side=Side.FRONT)
+    assert res.side == Side.BACK and Reason.CARD_WRONG_SIDE in res.reasons
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_phone_photo_any_orientation(reader, person, portrait, turns):
+    rng = np.random.default_rng(turns)
+    photo = phone_photo(render_front(person, portrait), rng, strength="light", quarter_turns=turns)
+    res = reader.read(photo)
+    gt = ground_truth(person)
+    assert res.side == Side.FRONT
+    assert res.fields["id_number"].value == gt["id_number"]
+    assert values(res)["name"] == gt["name"]
+
+
+def test_rare_character_name_goes_to_review(reader, portrait):
+    p = random_person(np.random.default_rng(5), rare_name=True)
+    res = reader.read(render_front(p, portrait))
+    assert Reason.IDCARD_RARE_CHARACTER in res.reasons
+    name = res.fields.get("name")
+    assert name is None or name.value != p.name
+    assert name is None or name.confidence < reader.config.low_confidence  # never a confident wrong name
+
+
+def test_check_digit_correction_only_of_one_weak_character(reader):
+    from ocr.fields import Char, Parsed
+
+    first = "11010119900307123"
+    from ocr import check_digit
+
+    good = first + check_digit(first)
+    wrong = good[:4] + ("8" if good[4] != "8" else "9") + good[5:]
+
+    def parsed(weak_at: int | None, conf: float = 0.5):
+        chars = tuple(Char(c, conf if i == weak_at else 0.999, i / 18) for i, c in enumerate(wrong))
+        return {"id_number": Parsed(wrong, min(c.conf for c in chars), chars),
+                "birth_date": Parsed("1990-03-07", 0.99)}
+
+    fields, reasons = reader._front_fields(parsed(4), [])
+    assert fields["id_number"].value == good and fields["id_number"].corrected_from == wrong
+    assert fields["id_number"].confidence < reader.config.low_confidence
+    assert Reason.IDCARD_CHARACTER_CORRECTED in reasons
+    fields, reasons = reader._front_fields(parsed(None), [])  # all confident: never corrected
+    assert fields["id_number"].value == wrong and fields["id_number"].corrected_from is None
+    fields, _ = reader._front_fields(parsed(10), [])  # the weak character is not the wrong one
+    assert fields["id_number"].corrected_from is None or fields["id_number"].value != good
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "heic"])
+def test_formats_from_bytes(reader, person, fmt):
+    res = reader.read(encode(render_back(person), fmt))
+    assert res.side == Side.BACK and values(res)["authority"] == person.authority
+
+
+def test_jpeg_exif_orientation_is_honoured(reader, person):
+    from PIL import Image
+
+    img = render_back(person)
+    rotated = np.ascontiguousarray(np.rot90(img, 1))  # stored sideways, EXIF says rotate back
+    im = Image.fromarray(cv2.cvtColor(rotated, cv2.COLOR_BGR2RGB))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", exif=exif.tobytes(), quality=92)
+    res = reader.read(buf.getvalue())
+    assert res.side == Side.BACK and values(res)["valid_from"] == person.valid_from.isoformat()
+
+
+def _png_header_only(w: int, h: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def test_bad_input_gives_clear_reasons(reader, person):
+    jpeg = encode(render_back(person), "jpeg")
+    one_px = encode(np.zeros((1, 1, 3), np.uint8), "png")
+    cases = {
+        b"this is not an image": Reason.INPUT_WRONG_TYPE,
+        jpeg[: len(jpeg) // 3]: Reason.INPUT_UNREADABLE,
+        one_px: Reason.INPUT_TOO_SMALL,
+        _png_header_only(20000, 20000): Reason.INPUT_TOO_MANY_PIXELS,
+    }
+    for data, code in cases.items():
+        with pytest.raises(InputError) as e:
+            reader.read(data)
+        assert e.value.code == code
+    with pytest.raises(InputError):
+        reader.read("not an array")  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        reader.read(np.zeros((1, 1, 3), np.uint8))
+
+
+def test_no_card_and_bank_card(reader):
+    from ocr.synthetic import _clutter
+
+    rng = np.random.default_rng(3)
+    res = reader.read(_clutter(rng, 1200, 900))
+    assert not res.card_found and res.reasons[0] in (Reason.CARD_NOT_FOUND, Reason.CARD_NOT_ID_CARD)
+    from PIL import Image, ImageDraw, ImageFont
+
+    bank = Image.new("RGB", (1012, 638), (30, 80, 150))
+    d = ImageDraw.Draw(bank)
+    font = ImageFont.truetype("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 60, index=2)
+    d.text((60, 60), "中国建设银行 储蓄卡", font=font, fill=(255, 255, 255))
+    d.text((60, 330), "6217 0012 3456 7890 123", font=font, fill=(255, 255, 255))
+    d.text((60, 470), "VALID THRU 08/29  UnionPay", font=font, fill=(255, 255, 255))
+    res = reader.read(cv2.cvtColor(np.asarray(bank), cv2.COLOR_RGB2BGR))
+    assert not res.card_found and res.reasons == (Reason.CARD_NOT_ID_CARD,)
+
+
+def test_small_card_in_frame(reader, person):
+    canvas = np.full((2400, 3200, 3), 90, np.uint8)
+    small = cv2.resize(render_back(person), (250, 158))
+    canvas[1000:1158, 1400:1650] = small
+    res = reader.read(canvas)
+    assert Reason.CARD_TOO_SMALL in res.reasons or not res.card_found
+
+
+def test_to_dict_masks_pii_and_logs_carry_none(reader, person, portrait, caplog):
+    with caplog.at_level(logging.DEBUG):
+        res = reader.read(render_front(person, portrait))
+    d = res.to_dict()
+    text = json.dumps(d, ensure_ascii=False)
+    assert person.id_number not in text and person.name not in text and person.address not in text
+    assert d["fields"]["id_number"]["value"].startswith(person.id_number[:6])
+    assert json.loads(json.dumps(res.to_dict(mask_pii=False)))["fields"]["name"]["value"] == person.name
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert person.id_number not in logged and person.name not in logged
+
+
+def test_concurrent_reads_agree(reader, person):
+    img = render_back(person)
+    out: list = []
+    ts = [threading.Thread(target=lambda: out.append(values(reader.read(img)))) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert len(out) == 3 and all(o == out[0] for o in out)
