@@ -500,10 +500,33 @@ def _write_thumbs(key: str, images: dict[str, Any], show_pii: bool) -> list[str]
     return written
 
 
-def process_item(engines: Any, mode: str, item: BatchItem, settings: Any, *, show_pii: bool, today: date | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One item -> (record, images for thumbnails). Raises IdvError when the item cannot be processed."""
+def check_structure(item: BatchItem, mode: str) -> None:
+    """What can be known without decoding anything: a missing file role or option. Run in the main
+    process, so such items are recorded at once and never wait for (or cost) a model load."""
     if "_invalid" in item.options:
         raise InputError(Reason.INPUT_INVALID, str(item.options["_invalid"]))
+    f, o = item.files, item.options
+    if mode == "full":
+        if "id_front" not in f:
+            raise InputError(Reason.INPUT_MISSING, "no ID card front found for this applicant")
+        if not _truthy(o.get("manual", False)):
+            if "video" not in f and "frames" not in f:
+                raise InputError(Reason.INPUT_MISSING, "no capture (video or frames/) found for this applicant")
+            if not o.get("challenge"):
+                raise InputError(
+                    Reason.LIVENESS_CHALLENGE_INVALID, "no challenge given (challenge.txt, meta.json or manifest column)"
+                )
+    elif mode == "ocr" and "image" not in f:
+        raise InputError(Reason.INPUT_MISSING, "no image path in this row")
+    elif mode == "match":
+        missing = [r for r in ("img_a", "img_b") if r not in f]
+        if missing:
+            raise InputError(Reason.INPUT_MISSING, f"no path for {', '.join(missing)} in this row")
+
+
+def process_item(engines: Any, mode: str, item: BatchItem, settings: Any, *, show_pii: bool, today: date | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One item -> (record, images for thumbnails). Raises IdvError when the item cannot be processed."""
+    check_structure(item, mode)
     base: dict[str, Any] = {"id": item.id, "key": item.key, "mode": mode, "inputs": item.inputs()}
     if mode == "full":
         return _process_full(engines, item, settings, base, show_pii=show_pii, today=today)
@@ -517,12 +540,6 @@ def _process_full(engines, item, settings, base, *, show_pii, today):
     from .pipeline import run_verification
 
     f, o = item.files, item.options
-    if "id_front" not in f:
-        raise InputError(Reason.INPUT_MISSING, "no ID card front found for this applicant")
-    if not o.get("manual") and "video" not in f and "frames" not in f:
-        raise InputError(Reason.INPUT_MISSING, "no capture (video or frames/) found for this applicant")
-    if not o.get("manual") and not o.get("challenge"):
-        raise InputError(Reason.LIVENESS_CHALLENGE_INVALID, "no challenge given (challenge.txt, meta.json or manifest column)")
     inp = verification_input_from_files(
         settings,
         id_front=f["id_front"],
@@ -550,9 +567,6 @@ def _process_ocr(reader, item, settings, base, *, show_pii, today):
     from ocr import Side, validate_card
 
     from .pipeline import mask_fields
-
-    if "image" not in item.files:
-        raise InputError(Reason.INPUT_MISSING, "no image path in this row")
 
     def load(p: Path, what: str):
         return read_image_file(p, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes, what=what)
@@ -598,9 +612,6 @@ def _process_ocr(reader, item, settings, base, *, show_pii, today):
 def _process_match(matcher, item, settings, base):
     from models.images import read_image_file
 
-    missing = [r for r in ("img_a", "img_b") if r not in item.files]
-    if missing:
-        raise InputError(Reason.INPUT_MISSING, f"no path for {', '.join(missing)} in this row")
     t0 = time.perf_counter()
     a, b = (
         read_image_file(item.files[r], max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes, what=r)
@@ -871,6 +882,15 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
     pool: ProcessPoolExecutor | None = None
     try:
         progress.start(len(todo), skipped)
+        for item in list(todo):
+            try:
+                check_structure(item, opts.mode)
+            except IdvError as e:
+                todo.remove(item)
+                errors_out.append(_error_record(item, opts.mode, e.code, e.detail))
+                processed += 1
+                n_errors += 1
+        progress.update(processed, n_errors)
         if todo:
             _preflight(opts)
             pool = _make_pool(opts)
