@@ -5,7 +5,8 @@ Each benchmark runs in its own child process (`python -m benchmarks --child NAME
 per benchmark; and timings are not disturbed by what an earlier benchmark left in memory.
 
 A child calls the module's `run(quick) -> dict` when it has one (and writes the result with
-common.write_results), else its `main(argv)` with `--quick`/`--out` (the module writes its own files).
+common.write_results), else its `main(argv)` with `--quick`/`--out` (the module writes its own files),
+else a `main()` that parses sys.argv itself (full runs only; its files are copied to --out).
 
 A full run into the default folder regenerates the README section; a `--quick` run writes to a
 temporary folder unless --out is given, so smoke runs never overwrite the committed results.
@@ -16,8 +17,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,14 +58,26 @@ def _child(name: str, quick: bool, out: Path) -> int:
                 result["elapsed_s"] = round(time.perf_counter() - t, 1)
             write_results(name, result, out)
         return 0
-    if callable(getattr(mod, "main", None)):
+    main_fn = getattr(mod, "main", None)
+    if callable(main_fn) and inspect.signature(main_fn).parameters:
         argv = (["--quick"] if quick else []) + ["--out", str(out)]
         try:
-            rc = mod.main(argv)
+            rc = main_fn(argv)
         except SystemExit as e:  # argparse without --out: retry with the env var only
             if e.code != 2:
                 raise
-            rc = mod.main(["--quick"] if quick else [])
+            rc = main_fn(["--quick"] if quick else [])
+        return int(rc or 0)
+    if callable(main_fn):  # main() parsing sys.argv itself, writing to benchmarks/results/
+        if quick:
+            sys.stderr.write(f"benchmark {name!r}: main() takes no argv, so it has no --quick mode; skipped\n")
+            return 4
+        sys.argv = [f"benchmarks.{name}"]
+        rc = main_fn()
+        for ext in (".json", ".md"):
+            src = RESULTS_DIR / f"{name}{ext}"
+            if src.is_file() and out.resolve() != RESULTS_DIR.resolve():
+                shutil.copyfile(src, out / src.name)
         return int(rc or 0)
     sys.stderr.write(f"benchmark {name!r}: module has neither run(quick) nor main(argv)\n")
     return 3
@@ -91,6 +106,8 @@ def run_one(name: str, *, quick: bool, out: Path, timeout_s: float) -> dict[str,
         status, detail = "timeout", f"no result within {timeout_s:.0f} s"
     elif rc == 3:
         status, detail = "missing", (err.strip().splitlines() or ["not available"])[-1]
+    elif rc == 4:
+        status, detail = "skipped", (err.strip().splitlines() or ["no quick mode"])[-1]
     elif rc != 0:
         status, detail = "failed", (err.strip().splitlines() or [f"exit code {rc}"])[-1][:300]
     elif not fresh:
@@ -133,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmarks": [{k: v for k, v in r.items() if k != "stderr_tail"} for r in rows],
     }
     (out / "summary.json").write_text(json.dumps(to_jsonable(run_doc), indent=2) + "\n", encoding="utf-8")
-    failures = {r["benchmark"]: f"{r['status']}: {r['detail']}" for r in rows if r["status"] != "ok"}
+    failures = {r["benchmark"]: f"{r['status']}: {r['detail']}" for r in rows if r["status"] not in ("ok", "skipped")}
     if not args.no_readme and not args.quick and out.resolve() == RESULTS_DIR.resolve():
         summary.update_readme(summary.render_section(out, failures))
     sys.stderr.write(f"[benchmarks] done in {run_doc['elapsed_s']} s; results in {out}\n")
