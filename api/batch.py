@@ -693,13 +693,17 @@ class PlainProgress:
     def update(self, done: int, errors: int) -> None:
         self.done, self.errors = done, errors
         if time.monotonic() - self._last >= self.every_s:
-            self._last = time.monotonic()
-            self.stream.write(self._line() + "\n")
-            self.stream.flush()
+            self._emit()
+
+    def _emit(self) -> None:
+        self._last = time.monotonic()
+        self._printed = self._line()
+        self.stream.write(self._printed + "\n")
+        self.stream.flush()
 
     def close(self) -> None:
-        self.stream.write(self._line() + "\n")
-        self.stream.flush()
+        if self._line() != getattr(self, "_printed", None):
+            self._emit()
 
 
 class RichProgress:

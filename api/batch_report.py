@@ -20,7 +20,10 @@ from models.reasons import describe
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_CASE_ROWS = 500  # keeps the page light on a run of thousands; the CSV has every row
-SCORE_KEYS = ("score", "similarity", "confidence", "min_confidence", "mean_confidence")
+# the scores a reader compares across runs: stage verdict scores and the key OCR fields' confidence
+# (every per-field confidence would be a wall of near-identical charts; the CSV has them all)
+SCORE_KEYS = ("score", "similarity")
+SCORE_PATHS = ("stages.ocr_front.fields.id_number.confidence", "stages.ocr_front.fields.name.confidence")
 THUMB_ORDER = ("best_frame", "portrait", "selfie_with_card", "id_front", "image", "img_a", "img_b")
 
 
@@ -32,7 +35,7 @@ def _numeric_leaves(d: Any, prefix: str = "") -> list[tuple[str, float]]:
             if isinstance(v, dict):
                 out.extend(_numeric_leaves(v, name))
             elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                if k in SCORE_KEYS or str(k).endswith("_score"):
+                if (k in SCORE_KEYS and "quality" not in name) or name in SCORE_PATHS:
                     out.append((name, float(v)))
     return out
 
