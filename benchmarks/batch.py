@@ -100,6 +100,22 @@ def run_once(cards: Path, out: Path, workers: int, truth: dict[str, dict[str, st
     }
 
 
+def _markdown(runs: list[dict[str, Any]], scaling: float | None) -> str:
+    rows = [
+        (r["workers"], r["cards"], r["errors"], r["cards_per_s_steady"], r["cards_per_s_wall"], r["first_card_s"],
+         r["per_card_ms"].get("median_ms"), r["per_card_ms"].get("p95_ms"), r["front_id_number_exact"])
+        for r in runs
+    ]
+    return md_table(
+        ("workers", "cards", "errors", "cards/s steady", "cards/s wall", "first card s", "per-card median ms",
+         "per-card p95 ms", "front ID numbers exact"),
+        rows,
+    ) + (
+        f"\n\nScaling 1 -> 2 workers (steady state): {scaling if scaling is not None else '–'}x; "
+        "target >= 3.5 cards/s with 2 workers."
+    )
+
+
 def run(quick: bool = False, n: int | None = None) -> dict[str, Any]:
     testdata = require_testdata("faces/img1.jpg")
     n = n or (QUICK_N if quick else DEFAULT_N)
@@ -115,16 +131,7 @@ def run(quick: bool = False, n: int | None = None) -> dict[str, Any]:
     scaling = None
     if by_w[1]["cards_per_s_steady"] and by_w[2]["cards_per_s_steady"]:
         scaling = round(by_w[2]["cards_per_s_steady"] / by_w[1]["cards_per_s_steady"], 3)
-    rows = [
-        (r["workers"], r["cards"], r["errors"], r["cards_per_s_steady"], r["cards_per_s_wall"], r["first_card_s"],
-         r["per_card_ms"].get("median"), r["per_card_ms"].get("p95"), r["front_id_number_exact"])
-        for r in runs
-    ]
-    markdown = md_table(
-        ("workers", "cards", "errors", "cards/s steady", "cards/s wall", "first card s", "per-card median ms",
-         "per-card p95 ms", "front ID numbers exact"),
-        rows,
-    ) + f"\n\nScaling 1 -> 2 workers (steady state): {scaling if scaling is not None else '–'}x; target >= 3.5 cards/s with 2 workers."
+    markdown = _markdown(runs, scaling)
     return make_result(
         "batch",
         quick=quick,
