@@ -46,8 +46,8 @@ def _child(name: str, quick: bool, out: Path) -> int:
         return 3
     mod = importlib.import_module(f"benchmarks.{name}")
     t = time.perf_counter()
-    if callable(getattr(mod, "run", None)):
-        result = mod.run(quick)
+    if _takes_quick(getattr(mod, "run", None)):
+        result = mod.run(quick=quick)
         if isinstance(result, dict):
             if "markdown" not in result or "machine" not in result:
                 # a bare metrics dict: wrap it so the file still says where and when it was measured
@@ -81,6 +81,17 @@ def _child(name: str, quick: bool, out: Path) -> int:
         return int(rc or 0)
     sys.stderr.write(f"benchmark {name!r}: module has neither run(quick) nor main(argv)\n")
     return 3
+
+
+def _takes_quick(fn: Any) -> bool:
+    """run(quick=...) callable with only that argument: a `quick` parameter, every other one defaulted."""
+    if not callable(fn):
+        return False
+    params = inspect.signature(fn).parameters
+    return "quick" in params and all(
+        p.default is not inspect.Parameter.empty for n, p in params.items() if n != "quick"
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    )
 
 
 def _fallback_md(metrics: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import baselines, summary
-from benchmarks.__main__ import BENCHMARKS
+from benchmarks.__main__ import BENCHMARKS, _takes_quick
 from benchmarks.common import REPO
 
 ENVELOPE = {"benchmark", "quick", "date", "machine", "versions", "models", "data", "metrics", "markdown"}
@@ -27,7 +27,7 @@ def _has_quick(name: str) -> bool:
     if importlib.util.find_spec(f"benchmarks.{name}") is None:
         return False
     mod = importlib.import_module(f"benchmarks.{name}")
-    if callable(getattr(mod, "run", None)):
+    if _takes_quick(getattr(mod, "run", None)):
         return True
     main = getattr(mod, "main", None)
     return callable(main) and bool(inspect.signature(main).parameters)
