@@ -8,6 +8,7 @@ without re-running anything.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,11 +52,16 @@ def _ordered(names: Sequence[str]) -> list[str]:
     return known + sorted(n for n in names if n not in TITLES)
 
 
+def _demote_headings(md: str) -> str:
+    """A result's own '# Title' lines become bold text: the README section keeps its heading levels."""
+    return re.sub(r"(?m)^#{1,6}\s+(.+?)\s*$", r"**\1**\n", md)
+
+
 def _body(name: str, doc: dict[str, Any], results_dir: Path) -> str:
     md = results_dir / f"{name}.md"
     if md.is_file():
-        return md.read_text(encoding="utf-8").strip()
-    return str(doc.get("markdown") or "_(no markdown table in the result)_").strip()
+        return _demote_headings(md.read_text(encoding="utf-8").strip())
+    return _demote_headings(str(doc.get("markdown") or "_(no markdown table in the result)_").strip())
 
 
 def render_section(results_dir: Path = RESULTS_DIR, failures: dict[str, str] | None = None) -> str:
@@ -64,8 +70,12 @@ def render_section(results_dir: Path = RESULTS_DIR, failures: dict[str, str] | N
     lines: list[str] = []
     if not results and not failures:
         return "Not measured yet: run `.venv/bin/python -m benchmarks`."
-    any_doc = next(iter(results.values()), {})
-    m = any_doc.get("machine", {})
+    # machine and models from every result that records them (some modules record less than others)
+    m = next((d["machine"] for d in results.values() if isinstance(d.get("machine"), dict) and d["machine"].get("cpu_model")), {})
+    models: dict[str, Any] = {}
+    for d in results.values():
+        if isinstance(d.get("models"), dict):
+            models.update({k: v for k, v in d["models"].items() if isinstance(v, dict) and v.get("model_id")})
     dates = sorted(str(d.get("date", ""))[:10] for d in results.values() if d.get("date"))
     span = dates[0] if dates and dates[0] == dates[-1] else (f"{dates[0]} to {dates[-1]}" if dates else "?")
     lines.append(
@@ -74,7 +84,6 @@ def render_section(results_dir: Path = RESULTS_DIR, failures: dict[str, str] | N
         f"Python {m.get('python', '?')}. Full JSON (machine, package versions, model ids and sha256, data, "
         f"per-item figures) in `benchmarks/results/`. {NOISE_NOTE}"
     )
-    models = any_doc.get("models") or {}
     if models:
         lines.append("")
         lines.append("Models: " + ", ".join(f"`{v.get('model_id')}`" for v in models.values()) + ".")
