@@ -41,3 +41,21 @@ def test_no_pii_in_logs(api: ApiEnv, caplog) -> None:
     assert len(caplog.records) > 3
     for secret in (person.name, person.id_number, person.address, person.address[:6], person.id_number[:14]):
         assert secret not in text, "applicant data in a log line"
+
+
+def test_retention_purge_keeps_only_the_anonymised_record(api: ApiEnv) -> None:
+    from datetime import timedelta
+
+    from api.db import VerificationRecord, unit_of_work, utcnow
+    from api.jobs import purge_expired
+
+    r = api.client.post(
+        "/v1/verifications", headers=api.auth("a"), data={"challenge_id": api.challenge(), "applicant_ref": "old-1"},
+        files={**verify_files(api), "id_front": ("x.jpg", b"\xff\xd8\xff" + b"\0" * 64, "image/jpeg")},
+    )
+    vid = r.json()["verification_id"]
+    with unit_of_work(api.ctx.session_factory) as s:
+        s.get(VerificationRecord, vid).created_at = utcnow() - timedelta(days=api.ctx.settings.retention_days + 1)
+    assert purge_expired(api.ctx) >= 1
+    out = api.client.get(f"/v1/verifications/{vid}", headers=api.auth("a")).json()
+    assert out["purged"] is True and out["applicant_ref"] is None and out["status"] == "failed"
