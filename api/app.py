@@ -157,6 +157,30 @@ def _migrate_once(settings: Settings) -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def ensure_admin(session_factory: Any, settings: Settings) -> None:
+    """A first supervisor account, so a fresh install's review UI can be logged into.
+
+    Created only while no reviewer exists, as `admin` with IDV_ADMIN_PASSWORD (in development mode
+    the documented default; production refuses to start without a password of its own).
+    """
+    from sqlalchemy import exists, select
+    from sqlalchemy.exc import IntegrityError
+
+    from review_queue.db import Reviewer, unit_of_work
+    from review_queue.service import ReviewService
+
+    try:
+        with unit_of_work(session_factory) as session:
+            if session.scalar(select(exists().where(Reviewer.id.is_not(None)))):
+                return
+            ReviewService(session).create_reviewer(
+                username="admin", password=settings.effective_admin_password, role="supervisor"
+            )
+        log.info("created the first supervisor account 'admin'")
+    except IntegrityError:  # another worker created it first
+        pass
+
+
 def build_context(settings: Settings, *, engines: Any = None) -> ApiContext:
     from review_queue.storage import EncryptedStore
 
@@ -165,6 +189,7 @@ def build_context(settings: Settings, *, engines: Any = None) -> ApiContext:
 
     _migrate_once(settings)
     db_engine = make_engine(settings.effective_database_url)
+    ensure_admin(make_session_factory(db_engine), settings)
     ctx = ApiContext(
         settings=settings,
         session_factory=make_session_factory(db_engine),

@@ -58,6 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phone-photo", action="store_true", help="also write phone-photo distorted versions")
     p.add_argument("--out", type=Path, required=True)
 
+    p = sub.add_parser("keys", help="manage API keys of client apps")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("create", help="create an API key (printed once; only its hash is stored)")
+    k.add_argument("--name", required=True, help="client app name (letters, digits, - and _)")
+    k.add_argument("--scopes", default="verifications:write,verifications:read,verifications:delete",
+                   help="comma-separated: verifications:write, verifications:read, verifications:delete, pii:read")
+    k.add_argument("--webhook-url", help="where final decisions are posted for this client")
+    k = keys.add_parser("revoke", help="revoke an API key by its id")
+    k.add_argument("key_id")
+
+    p = sub.add_parser("reviewers", help="manage reviewer accounts of the review UI")
+    rev = p.add_subparsers(dest="reviewers_command", required=True)
+    r = rev.add_parser("add", help="add a reviewer; the password is read from IDV_NEW_PASSWORD or prompted")
+    r.add_argument("username")
+    r.add_argument("--role", choices=("reviewer", "supervisor"), default="reviewer")
+
     try:
         from .batch import add_batch_parser  # the batch command lives in its own module
     except ImportError:
@@ -95,6 +111,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(args.out)
     if args.command == "render-card":
         return cmd_render_card(args)
+    if args.command == "keys":
+        return cmd_keys(args)
+    if args.command == "reviewers":
+        return cmd_reviewers(args)
     if args.command == "batch":
         from .batch import run_batch_command
 
@@ -200,6 +220,55 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers or s.workers,
         log_level="info",
     )
+    return EXIT_OK
+
+
+def _session_factory():
+    """The service's database, migrated to head (the same one `idverify serve` uses)."""
+    from review_queue.db import make_engine, make_session_factory, migrate
+
+    from .settings import get_settings
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.effective_database_url)
+    return make_session_factory(make_engine(settings.effective_database_url))
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from review_queue.db import unit_of_work
+
+    from .auth import create_api_key, revoke_api_key
+
+    factory = _session_factory()
+    with unit_of_work(factory) as session:
+        if args.keys_command == "create":
+            scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+            try:
+                key_id, full = create_api_key(session, args.name, scopes, webhook_url=args.webhook_url)
+            except ValueError as e:
+                print(f"idverify: input.invalid: {e}", file=sys.stderr)
+                return EXIT_INPUT
+            print(json.dumps({"key_id": key_id, "api_key": full, "scopes": scopes}))
+            print("store the api_key now: it is shown only once", file=sys.stderr)
+            return EXIT_OK
+        if not revoke_api_key(session, args.key_id):
+            print(f"idverify: resource.not_found: no API key {args.key_id}", file=sys.stderr)
+            return EXIT_INPUT
+        return EXIT_OK
+
+
+def cmd_reviewers(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from review_queue.db import unit_of_work
+    from review_queue.service import ReviewService
+
+    password = os.environ.get("IDV_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    with unit_of_work(_session_factory()) as session:
+        ReviewService(session).create_reviewer(username=args.username, password=password, role=args.role)
+    print(f"reviewer {args.username} ({args.role}) created")
     return EXIT_OK
 
 

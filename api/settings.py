@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO = Path(__file__).resolve().parent.parent
 DEV_ENCRYPTION_KEY = base64.urlsafe_b64encode(b"idverify-development-only-key!!!"[:32]).decode()
-DEV_ADMIN_PASSWORD = "admin"
+DEV_ADMIN_PASSWORD = "idverify-dev"  # development mode only; production refuses it
 
 
 class Settings(BaseSettings):

@@ -147,3 +147,49 @@ def test_verify_runs_with_the_network_cut(testdata, demo_cards):
     )
     assert proc.returncode == EXIT_OK, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["decision"] == "approved"
+
+
+def test_keys_and_reviewers_commands(capsys, tmp_path, monkeypatch):
+    from api.auth import authenticate
+    from api.settings import get_settings
+    from review_queue.db import unit_of_work
+    from review_queue.service import ReviewService
+
+    monkeypatch.setenv("IDV_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert main(["keys", "create", "--name", "lender-app", "--scopes", "verifications:write,pii:read"]) == EXIT_OK
+        created = json.loads(capsys.readouterr().out)
+        assert created["api_key"].startswith("idv_")
+        assert main(["keys", "create", "--name", "x", "--scopes", "root"]) == EXIT_INPUT
+        monkeypatch.setenv("IDV_NEW_PASSWORD", "long-enough-pw")
+        assert main(["reviewers", "add", "carol", "--role", "supervisor"]) == EXIT_OK
+        monkeypatch.setenv("IDV_NEW_PASSWORD", "short")
+        assert main(["reviewers", "add", "dave"]) == EXIT_INPUT  # clear error, no traceback
+        from api.cli import _session_factory
+
+        with unit_of_work(_session_factory()) as s:
+            principal = authenticate(s, created["api_key"], dev_key=None)
+            assert principal.client_id == "lender-app" and "pii:read" in principal.scopes
+            assert ReviewService(s).authenticate(username="carol", password="long-enough-pw").role == "supervisor"
+        assert main(["keys", "revoke", created["key_id"]]) == EXIT_OK
+        with unit_of_work(_session_factory()) as s, pytest.raises(Exception):
+            authenticate(s, created["api_key"], dev_key=None)
+    finally:
+        get_settings.cache_clear()
+
+
+def test_first_start_creates_the_admin_supervisor(tmp_path):
+    from api.app import ensure_admin
+    from api.settings import Settings
+    from review_queue.db import make_engine, make_session_factory, migrate, unit_of_work
+    from review_queue.service import ReviewService
+
+    settings = Settings(data_dir=tmp_path)
+    migrate(settings.effective_database_url)
+    factory = make_session_factory(make_engine(settings.effective_database_url))
+    ensure_admin(factory, settings)
+    ensure_admin(factory, settings)  # idempotent
+    with unit_of_work(factory) as s:
+        admin = ReviewService(s).authenticate(username="admin", password=settings.effective_admin_password)
+        assert admin.role == "supervisor"
