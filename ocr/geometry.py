@@ -88,8 +88,16 @@ def find_card(image: np.ndarray) -> CardQuad | None:
                     continue
                 quad = cv2.boxPoints(rect).astype(np.float32)
             score, area = _quad_score(quad, img_area)
-            if area > 0.97:
-                continue  # the image frame itself
+            if area > 0.9:
+                continue  # the image frame itself, or background merged with the card
+            m_ = 3
+            touches = bool(np.any(quad[:, 0] <= m_) or np.any(quad[:, 1] <= m_)
+                           or np.any(quad[:, 0] >= sw - 1 - m_) or np.any(quad[:, 1] >= sh - 1 - m_))
+            if touches:
+                score *= 0.3  # a card cut by the frame is possible, a blob leaking into the frame is likelier
+            # how well the contour fills its quad: a card does, a merged background blob does not
+            fill = cv2.contourArea(hull) / max(1.0, cv2.contourArea(quad.astype(np.float32)))
+            score *= min(1.0, fill) ** 2
             if score > 0 and (best is None or score > best[0]):
                 best = (score, quad, area)
     if best is None:
