@@ -44,7 +44,7 @@ def _quad_score(quad: np.ndarray, img_area: float) -> tuple[float, float]:
     aspect = w / h
     area = cv2.contourArea(q.astype(np.float32)) / img_area
     aspect_pen = abs(np.log(aspect / CARD_ASPECT))
-    if aspect_pen > 0.35 or area < 0.01:
+    if aspect_pen > 0.2 or area < 0.01:
         return 0.0, area
     return area * (1.0 - aspect_pen), area
 

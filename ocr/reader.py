@@ -142,7 +142,7 @@ class IdCardReader:
 
         t = time.perf_counter()
         quad = geometry.find_card(img)
-        if geometry.image_is_card_shaped(img) and (quad is None or quad.touches_border or quad.area_fraction > 0.7):
+        if geometry.image_is_card_shaped(img) and (quad is None or quad.touches_border or not 0.3 <= quad.area_fraction <= 0.7):
             # already a tight crop of the card: a quad found inside it is a printed block, not the card
             quad = geometry.whole_image_quad(img)
         timings["locate"] = (time.perf_counter() - t) * 1000
