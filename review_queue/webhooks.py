@@ -3,6 +3,10 @@ every attempt recorded. One implementation; the API reuses it for its own events
 
 Header: `X-Idverify-Signature: t=<unix seconds>,v1=<hex hmac>`. Receivers recompute the HMAC over
 the exact body bytes and refuse stale timestamps (replay window, default 5 minutes).
+
+Several processes may send at once: a sender first claims a row (PostgreSQL `FOR UPDATE SKIP LOCKED`,
+SQLite a conditional UPDATE) to status `sending` with a lease in `next_attempt_at`, so each row is
+sent by one sender; a row whose sender died is taken over when its lease has run out.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import httpx
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import IdvError
@@ -26,6 +30,7 @@ from models.reasons import Reason
 from .db import WebhookAttempt, WebhookDelivery, unit_of_work, utcnow
 
 SIGNATURE_HEADER = "X-Idverify-Signature"
+SENDING = "sending"  # claimed by one sender; `next_attempt_at` is then the end of its lease
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +68,7 @@ class WebhookConfig:
     base_delay_s: float = 1.0  # attempt n waits base * 2**(n-1) after the previous failure
     max_delay_s: float = 300.0
     timeout_s: float = 10.0
+    lease_s: float = 120.0  # a claimed row whose sender died is taken over after this (> timeout_s)
 
 
 @dataclass(frozen=True)
@@ -104,15 +110,65 @@ class WebhookSender:
         log.info("webhook attempt %d status=%s ms=%.0f", attempt_no, res.status_code, res.duration_ms)
         return res
 
+    def _claimable(self, now: dt.datetime) -> Any:
+        """Due pending rows, and rows whose sender's lease ran out (it crashed mid-delivery)."""
+        due = and_(WebhookDelivery.status == "pending",
+                   or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now))
+        abandoned = and_(WebhookDelivery.status == SENDING, WebhookDelivery.next_attempt_at < now)
+        return or_(due, abandoned)
+
+    def claim(self, session_factory: sessionmaker[Session], delivery_id: str) -> bool:
+        """Take one delivery for this sender: an atomic conditional UPDATE to `sending` with a lease
+        (`next_attempt_at` is the lease's end while sending). True when this caller won it."""
+        now = utcnow()
+        with unit_of_work(session_factory) as s:
+            res = s.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_id, self._claimable(now))
+                .values(status=SENDING, next_attempt_at=now + dt.timedelta(seconds=self.config.lease_s)),
+                execution_options={"synchronize_session": False},
+            )
+            return res.rowcount == 1
+
+    def _claim_due(self, session_factory: sessionmaker[Session], limit: int) -> list[str]:
+        now = utcnow()
+        lease_end = now + dt.timedelta(seconds=self.config.lease_s)
+        with unit_of_work(session_factory) as s:
+            if s.get_bind().dialect.name == "postgresql":
+                # rows another sender holds locked are skipped, not waited for
+                rows = list(s.scalars(
+                    select(WebhookDelivery).where(self._claimable(now))
+                    .order_by(WebhookDelivery.created_at).limit(limit).with_for_update(skip_locked=True)
+                ))
+                for d in rows:
+                    d.status, d.next_attempt_at = SENDING, lease_end
+                return [d.id for d in rows]
+            ids = list(s.scalars(
+                select(WebhookDelivery.id).where(self._claimable(now)).order_by(WebhookDelivery.created_at).limit(limit)
+            ))
+        # SQLite: one conditional UPDATE per row; a row another process took meanwhile is skipped
+        return [i for i in ids if self.claim(session_factory, i)]
+
     def deliver(self, session_factory: sessionmaker[Session], delivery_id: str) -> WebhookDelivery:
-        """Send one recorded delivery until it succeeds or attempts run out; each attempt is
-        committed as it happens, so a crash mid-way loses nothing."""
+        """Claim one recorded delivery and send it until it succeeds or attempts run out; each attempt
+        is committed as it happens, so a crash mid-way loses nothing (the lease expires and another
+        sender takes the row over). A row another sender holds is returned untouched."""
+        if not self.claim(session_factory, delivery_id):
+            with session_factory() as s:
+                d = s.get(WebhookDelivery, delivery_id)
+                if d is None:
+                    raise IdvError(Reason.NOT_FOUND, "no such webhook delivery", status_code=404)
+                s.expunge(d)
+                return d
+        return self._send_claimed(session_factory, delivery_id)
+
+    def _send_claimed(self, session_factory: sessionmaker[Session], delivery_id: str) -> WebhookDelivery:
         while True:
             with unit_of_work(session_factory) as s:
                 d = s.get(WebhookDelivery, delivery_id)
                 if d is None:
                     raise IdvError(Reason.NOT_FOUND, "no such webhook delivery", status_code=404)
-                if d.status != "pending":
+                if d.status != SENDING:
                     return d
                 url, payload, attempt_no = d.url, dict(d.payload), d.attempts + 1
             # the HTTP call happens outside any transaction: no database lock is held while waiting
@@ -128,8 +184,9 @@ class WebhookSender:
                 elif res.attempt_no >= self.config.max_attempts:
                     d.status, d.next_attempt_at = "failed", None
                 else:
+                    # keep the claim through the backoff; the lease covers the wait plus one attempt
                     wait = self.backoff_s(res.attempt_no)
-                    d.next_attempt_at = utcnow() + dt.timedelta(seconds=wait)
+                    d.next_attempt_at = utcnow() + dt.timedelta(seconds=wait + self.config.lease_s)
             if wait:
                 self._sleep(wait)
 
@@ -144,14 +201,9 @@ class WebhookSender:
         return d
 
     def deliver_pending(self, session_factory: sessionmaker[Session], *, limit: int = 100) -> list[WebhookDelivery]:
-        with unit_of_work(session_factory) as s:
-            ids = list(s.scalars(
-                select(WebhookDelivery.id).where(
-                    WebhookDelivery.status == "pending",
-                    or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= utcnow()),
-                ).order_by(WebhookDelivery.created_at).limit(limit)
-            ))
-        return [self.deliver(session_factory, i) for i in ids]
+        """Claim the due rows (never a row another process is sending) and send them. Several API
+        processes may call this at once: each row is sent by exactly one of them."""
+        return [self._send_claimed(session_factory, i) for i in self._claim_due(session_factory, limit)]
 
     def close(self) -> None:
         self._client.close()

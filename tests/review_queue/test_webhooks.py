@@ -99,3 +99,75 @@ def test_dead_endpoint_ends_failed(factory):
         assert s.get(WebhookDelivery, did).status == "failed"
         assert len(s.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == did)).all()) == 3
     sender.close()
+
+
+class _CountingReceiver(BaseHTTPRequestHandler):
+    lock = threading.Lock()
+    bodies: list[bytes] = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(0.01)  # a real receiver takes a moment: widens the window in which a double send would show
+        with type(self).lock:
+            type(self).bodies.append(body)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def test_two_senders_claim_each_row_once_and_a_dead_senders_lease_expires(factory):
+    import datetime as dt
+    import json
+
+    from review_queue.db import utcnow
+
+    _CountingReceiver.bodies = []
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _CountingReceiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/hook"
+    n = 30
+    with unit_of_work(factory) as s:
+        seed = WebhookSender(WebhookConfig(secret=SECRET))
+        for i in range(n):
+            seed.enqueue(s, url=url, event_type="verification.decided", payload={"verification_id": f"v{i}"})
+        seed.close()
+    # two senders, as two API worker processes would have, each with its own client, started together
+    senders = [WebhookSender(WebhookConfig(secret=SECRET)) for _ in range(2)]
+    got: list[list[str]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def run(k: int) -> None:
+        barrier.wait()
+        for _ in range(3):  # several rounds each, as the delivery threads do
+            got[k].extend(d.id for d in senders[k].deliver_pending(factory, limit=7))
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    ids = [json.loads(b)["verification_id"] for b in _CountingReceiver.bodies]
+    assert sorted(ids) == sorted(f"v{i}" for i in range(n))  # every row sent, none twice
+    assert not set(got[0]) & set(got[1]) and len(got[0]) + len(got[1]) == n
+    with factory() as s:
+        assert {d.status for d in s.scalars(select(WebhookDelivery))} == {"delivered"}
+        assert all(len(s.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == i)).all()) == 1
+                   for i in got[0] + got[1])
+
+    # a sender that claimed a row and died: nobody touches it during its lease, anyone after it
+    with unit_of_work(factory) as s:
+        held = seed.enqueue(s, url=url, event_type="verification.decided", payload={"verification_id": "held"})
+        held.status, held.next_attempt_at = "sending", utcnow() + dt.timedelta(seconds=60)
+        dead = seed.enqueue(s, url=url, event_type="verification.decided", payload={"verification_id": "dead"})
+        dead.status, dead.next_attempt_at = "sending", utcnow() - dt.timedelta(seconds=1)
+        held_id, dead_id = held.id, dead.id
+    assert [d.id for d in senders[0].deliver_pending(factory)] == [dead_id]
+    assert senders[1].deliver(factory, held_id).status == "sending"  # still leased: left alone
+    with factory() as s:
+        assert s.get(WebhookDelivery, dead_id).status == "delivered"
+    for sender in senders:
+        sender.close()
+    srv.shutdown()
+    srv.server_close()
