@@ -224,3 +224,16 @@ def test_concurrent_reads_agree(reader, person):
     for t in ts:
         t.join()
     assert len(out) == 3 and all(o == out[0] for o in out)
+
+
+def test_committed_fixture_cards(reader):
+    """The fixture cards in tests/fixtures/cards (public-domain portraits) read exactly."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "fixtures" / "cards"
+    truth = json.loads((root / "ground_truth.json").read_text(encoding="utf-8"))
+    for name, gt in truth.items():
+        f = reader.read((root / f"{name}_front.jpg").read_bytes())
+        b = reader.read((root / f"{name}_back.jpg").read_bytes())
+        assert {**values(f), **values(b)} == gt
+        assert validate_card(f, b, today=TODAY).passed
