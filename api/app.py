@@ -225,6 +225,11 @@ def create_app(settings: Settings | None = None, *, engines: Any = None) -> Fast
             else:
                 log.info("models loaded in %.1f s", time.perf_counter() - t0)
         task = asyncio.create_task(_purge_loop(ctx))
+        sweep = None
+        if settings.queue == "celery":  # re-sends verifications left `queued` (api/tasks.py)
+            from .tasks import requeue_loop
+
+            sweep = asyncio.create_task(requeue_loop(ctx))
         if ctx.webhooks is not None:
             ctx.webhooks.start()
         try:
@@ -232,9 +237,11 @@ def create_app(settings: Settings | None = None, *, engines: Any = None) -> Fast
         finally:
             if ctx.webhooks is not None:
                 ctx.webhooks.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for t in (task, sweep):
+                if t is not None:
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await t
 
     app = FastAPI(
         title="idverify",

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--workers", type=int)
 
+    p = sub.add_parser("worker", help="run queued verifications (IDV_QUEUE=celery, IDV_BROKER_URL)")
+    p.add_argument("--concurrency", type=int, help="worker processes, each loading the models once (default: cores)")
+
     p = sub.add_parser("demo", help="verify the bundled real examples (needs shared/data) and print decisions")
     p.add_argument("--out", type=Path, help="where to render the demo cards (default: data dir/demo)")
 
@@ -103,6 +106,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_models()
     if args.command == "verify":
         return cmd_verify(args)
+    if args.command == "worker":
+        from .tasks import run_worker
+
+        return run_worker(args.concurrency)
     if args.command == "serve":
         return cmd_serve(args)
     if args.command == "demo":

@@ -28,6 +28,8 @@ from .routes_common import ApiContext
 log = logging.getLogger("idverify.api.jobs")
 
 _REASON_VALUES = {r.value for r in Reason}
+RUNNABLE = ("queued", "processing")  # statuses a job may still decide; every other status is final
+UPLOAD_PREFIX = "upload."  # evidence keys of a queued job's stored uploads (api/tasks.py)
 _CHUNK = 1 << 20
 
 def new_verification_id() -> str:
@@ -113,8 +115,8 @@ def _decode_inputs(ctx: ApiContext, files: Mapping[str, IO[bytes] | None], p: Jo
 
 def _fail(ctx: ApiContext, vid: str, exc: IdvError, status: int) -> None:
     with unit_of_work(ctx.session_factory) as s:
-        rec = get_verification(s, vid)
-        if rec is not None:
+        rec = s.get(VerificationRecord, vid, with_for_update=True)
+        if rec is not None and rec.status in RUNNABLE:  # a redelivered duplicate never overwrites a final result
             rec.status = "failed"
             rec.error_type = str(exc.code)
             rec.result = {"error": {"type": str(exc.code), "detail": exc.detail, "status": status}}
@@ -158,14 +160,18 @@ def _persist(ctx: ApiContext, vid: str, report: Any) -> None:
     stored = [*evidence_ids.values(), pii_id]
     try:
         with unit_of_work(ctx.session_factory) as s:
-            rec = get_verification(s, vid)
-            if rec is None:  # deleted while running: drop what we stored
+            # row-locked (PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE): of two runs of one
+            # queued job (a redelivered message), only the first to get here records the decision
+            rec = s.get(VerificationRecord, vid, with_for_update=True)
+            if rec is None or rec.status not in RUNNABLE:  # deleted, or already decided: drop what we stored
                 ev.delete(stored)
                 return
             rec.result = report.to_dict(mask_pii=True)
             rec.outcome = outcome
             rec.reasons = [str(r) for r in report.decision.reasons]
-            rec.evidence = evidence_ids
+            # stored uploads of a queued job stay listed until the worker deletes them, so purge finds them
+            rec.evidence = {**{k: v for k, v in (rec.evidence or {}).items() if k.startswith(UPLOAD_PREFIX)},
+                            **evidence_ids}
             rec.pii_object = pii_id
             if outcome == "review":
                 rec.status = "review"

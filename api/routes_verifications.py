@@ -27,7 +27,7 @@ from .db import (
     utcnow,
 )
 from .errors import ConflictError, NotFoundError, PayloadTooLargeError
-from .jobs import JobParams, fingerprint, new_verification_id, purge_record, run_verification_job
+from .jobs import RUNNABLE, JobParams, fingerprint, new_verification_id, purge_record, run_verification_job
 from .routes_common import ApiContext, Caller, Ctx
 from .schemas import ErrorOut, VerificationOut
 
@@ -48,7 +48,9 @@ File types are checked by content, never by name or declared type. Limits: each 
 `max_video_frames`. The whole request body is capped while it streams (413 `input.too_large`).
 
 Answers 200 with the decision (`approved`, `rejected`, or `review` with a `case_id`; the final
-decision of a review arrives by webhook and on `GET`). Send an `Idempotency-Key` to make retries safe:
+decision of a review arrives by webhook and on `GET`). When the service runs verifications on its
+job queue (IDV_QUEUE=celery), it answers 202 with `Location: /v1/verifications/{id}` and status
+`queued`; `GET` then shows `queued`, `processing` and finally the result (and a webhook is sent). Send an `Idempotency-Key` to make retries safe:
 the same key with the same body returns the first result, with a different body 409
 `idempotency.conflict`; while the first request is still running, 202 with `Location`.
 Personal data in the result (name, ID number, address) is masked unless the key has `pii:read`.
@@ -92,6 +94,7 @@ def _admit(
     manual: bool,
     mirrored: bool,
     applicant_ref: str | None,
+    queued: bool = False,
 ) -> tuple[str, tuple[str, ...] | None, bool]:
     """Replay an idempotent retry, or consume the challenge and create the verification (one transaction).
 
@@ -129,7 +132,7 @@ def _admit(
                 client_id=caller.client_id,
                 applicant_ref=applicant_ref,
                 mode="manual" if manual else "auto",
-                status="processing",
+                status="queued" if queued else "processing",
                 mirrored=mirrored,
                 reasons=[],
                 evidence={},
@@ -140,6 +143,23 @@ def _admit(
             s.flush()
             s.add(IdempotencyRecord(client_id=caller.client_id, key=idem_key, body_sha256=body_hash, verification_id=vid))
         return vid, actions, False
+
+
+def _store_and_enqueue(ctx: ApiContext, files: dict[str, IO[bytes] | None], params: JobParams) -> None:
+    """Celery mode: the uploads go encrypted into the shared store and onto the `queued` row; the
+    broker message carries only the id. An enqueue that fails is retried by the API's sweep."""
+    from .tasks import enqueue, store_uploads
+
+    ids = store_uploads(ctx, files, params)
+    try:
+        with unit_of_work(ctx.session_factory) as s:
+            rec = get_verification(s, params.verification_id)
+            assert rec is not None
+            rec.evidence = {**(rec.evidence or {}), **ids}
+    except BaseException:
+        ctx.evidence.delete(ids.values())
+        raise
+    enqueue(ctx.settings, params.verification_id)
 
 
 def to_out(ctx: ApiContext, rec: VerificationRecord, caller: Principal) -> VerificationOut:
@@ -195,7 +215,7 @@ def _respond(ctx: ApiContext, out: VerificationOut, *, replay: bool) -> Response
     headers = {"Location": f"/v1/verifications/{out.id}"}
     if replay:
         headers["Idempotent-Replayed"] = "true"
-    if out.status == "processing":
+    if out.status in RUNNABLE:
         return JSONResponse(out.model_dump(mode="json"), status_code=202, headers=headers)
     return JSONResponse(out.model_dump(mode="json"), status_code=200, headers=headers)
 
@@ -206,7 +226,7 @@ def _respond(ctx: ApiContext, out: VerificationOut, *, replay: bool) -> Response
     summary="Submit a verification (multipart)",
     description=VERIFY_DOC,
     responses={
-        202: {"model": VerificationOut, "description": "accepted, still running (idempotent retry)"},
+        202: {"model": VerificationOut, "description": "accepted: queued, or still running (idempotent retry)"},
         400: _ERR, 401: _ERR, 403: _ERR, 404: _ERR, 409: _ERR, 410: _ERR, 413: _ERR, 422: _ERR, 429: _ERR, 503: _ERR,
     },
 )
@@ -258,22 +278,29 @@ async def create_verification(
             "mode": mode,
         }
         body_hash = await anyio.to_thread.run_sync(fingerprint, parts)
+    queued = ctx.settings.queue == "celery"
     try:
         vid, actions, replay = await anyio.to_thread.run_sync(
             lambda: _admit(
                 ctx, caller, idem_key=idempotency_key, body_hash=body_hash, challenge_id=challenge_id,
-                manual=manual, mirrored=mirrored, applicant_ref=applicant_ref,
+                manual=manual, mirrored=mirrored, applicant_ref=applicant_ref, queued=queued,
             )
         )
     except IntegrityError:  # a concurrent request with the same Idempotency-Key won the insert
         vid, actions, replay = await anyio.to_thread.run_sync(
             lambda: _admit(
                 ctx, caller, idem_key=idempotency_key, body_hash=body_hash, challenge_id=challenge_id,
-                manual=manual, mirrored=mirrored, applicant_ref=applicant_ref,
+                manual=manual, mirrored=mirrored, applicant_ref=applicant_ref, queued=queued,
             )
         )
     request.state.verification_id = vid
-    if not replay:
+    if not replay and queued:
+        params = JobParams(
+            verification_id=vid, client_id=caller.client_id, manual=manual, actions=actions, mirrored=mirrored,
+            declared_name=declared_name, declared_id_number=declared_id_number,
+        )
+        await anyio.to_thread.run_sync(_store_and_enqueue, ctx, files, params)
+    elif not replay:
         params = JobParams(
             verification_id=vid, client_id=caller.client_id, manual=manual, actions=actions, mirrored=mirrored,
             declared_name=declared_name, declared_id_number=declared_id_number,
@@ -309,7 +336,7 @@ def delete_verification(verification_id: VidPath, ctx: Ctx, caller: Caller) -> R
         rec = get_verification(s, verification_id, client_id=caller.client_id)
         if rec is None:
             raise NotFoundError("no such verification for this client")
-        if rec.status == "processing":
+        if rec.status in RUNNABLE:
             raise ConflictError(Reason.CONFLICT, "the verification is still running; delete it when it has finished")
         if rec.purged_at is None:
             purge_record(ctx, s, rec)

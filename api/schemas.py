@@ -32,7 +32,7 @@ class ChallengeOut(BaseModel):
 
 class VerificationOut(BaseModel):
     id: str
-    status: Literal["processing", "review", "completed", "failed"]
+    status: Literal["queued", "processing", "review", "completed", "failed"]
     decision: Literal["approved", "rejected", "review"] | None = None
     reasons: list[str] = Field(default_factory=list, description="reason codes behind the decision")
     mode: Literal["auto", "manual"] = "auto"

@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     inference_concurrency: int = Field(default=0, ge=0)  # verifications run at once per worker; 0 = cores
     verify_timeout_s: float = Field(default=120.0, gt=0)
 
+    # verification jobs (api/tasks.py): "inline" runs them in the API process (embedded mode);
+    # "celery" stores the upload, answers 202 and lets `idverify worker` processes run them
+    queue: Literal["inline", "celery"] = "inline"
+    broker_url: str = ""  # e.g. redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//
+    # Redis broker: an unacknowledged job (its worker died) is handed out again after this many
+    # seconds; keep it above the longest job, or a slow job may also start on a second worker
+    broker_visibility_timeout_s: int = Field(default=3600, ge=1)
+    # the API's periodic sweep re-enqueues verifications still `queued` after this long (a lost message)
+    queue_requeue_after_s: float = Field(default=300.0, gt=0)
+    queue_sweep_interval_s: float = Field(default=60.0, gt=0)
+
     @model_validator(mode="after")
     def _refuse_insecure(self) -> "Settings":
         if self.mode == "production":
@@ -79,6 +90,8 @@ class Settings(BaseSettings):
                 raise ValueError("IDV_ADMIN_PASSWORD must be set (not the default) in production mode")
             if self.dev_api_key:
                 raise ValueError("IDV_DEV_API_KEY is for development mode only; create real keys instead")
+        if self.queue == "celery" and not self.broker_url:
+            raise ValueError("IDV_QUEUE=celery needs IDV_BROKER_URL (redis://... or amqp://...)")
         if self.encryption_key:
             try:
                 raw = base64.urlsafe_b64decode(self.encryption_key.encode())
