@@ -122,15 +122,24 @@ def image_is_card_shaped(image: np.ndarray, tol: float = 0.1) -> bool:
 
 
 def rectify(image: np.ndarray, quad: CardQuad, size: tuple[int, int]) -> np.ndarray:
+    """Warp the card to `size`. A card much larger than that (12-MP photos) is first cut out and
+    shrunk with area averaging: a perspective warp alone would alias the small print."""
     w, h = size
+    corners = quad.corners.astype(np.float32)
+    src = image
+    scale = card_width_px(quad) / w
+    if scale > 1.6:
+        x0, y0 = np.floor(corners.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
+        x0, y0 = max(0, x0 - 4), max(0, y0 - 4)
+        x1, y1 = min(image.shape[1], x1 + 4), min(image.shape[0], y1 + 4)
+        f = 1.25 / scale
+        src = cv2.resize(image[y0:y1, x0:x1], (max(1, int((x1 - x0) * f)), max(1, int((y1 - y0) * f))),
+                         interpolation=cv2.INTER_AREA)
+        corners = (corners - np.float32([x0, y0])) * f
     dst = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
-    m = cv2.getPerspectiveTransform(quad.corners.astype(np.float32), dst)
-    return cv2.warpPerspective(image, m, (w, h), flags=cv2.INTER_AREA if _shrinks(quad, w) else cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-
-
-def _shrinks(quad: CardQuad, w: int) -> bool:
-    return float(np.linalg.norm(quad.corners[1] - quad.corners[0])) > 1.5 * w
+    m = cv2.getPerspectiveTransform(corners, dst)
+    return cv2.warpPerspective(src, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def card_width_px(quad: CardQuad) -> float:
