@@ -361,8 +361,8 @@ def liveness_side_by_side(root: Path, quick: bool) -> dict[str, Any]:
         "per_clip": {"ours": ours, "verifyface": theirs},
         "note": (
             "each (clip, action) is a one-action challenge; verifyface's first turn accepts either "
-            "direction (it is 'mirror-safe'), so it cannot tell turn_left from turn_right; verifyface "
-            "sees every frame at the clip's own rate, ours its sampled frames"
+            "direction (it is 'mirror-safe'), so it cannot tell turn_left from turn_right; both see "
+            "the clip sampled at 15 fps"
         ),
     }
 
