@@ -206,11 +206,7 @@ class LivenessChecker:
                 reasons.append(Reason.LIVENESS_STATIC_IMAGE)
             elif nonrigid < cfg.rigid_max_residual:
                 reasons.append(Reason.LIVENESS_RIGID_MOTION)
-        min_sim = None
-        if self._embed is not None:
-            min_sim = self._identity_similarity(frames, faces)
-            if min_sim is not None and min_sim < cfg.same_face_min_similarity:
-                reasons.append(Reason.LIVENESS_FACE_CHANGED)
+        min_sim = self._identity_similarity(frames, faces) if self._embed is not None else None
 
         # quality (sent to review by the policy, never rejected on its own)
         quality = self._quality(frames, sig, faces)
@@ -235,6 +231,10 @@ class LivenessChecker:
             poor = True
         if poor:
             reasons.append(Reason.LIVENESS_POOR_QUALITY)
+        # A face swap is a spoof (reject), but embeddings of a dark or blurred capture drift apart for
+        # the same person: on a poor capture a low similarity is left to the quality reasons (review).
+        if min_sim is not None and min_sim < cfg.same_face_min_similarity and not poor:
+            reasons.append(Reason.LIVENESS_FACE_CHANGED)
 
         for ar in action_results:
             if ar.status == "missing" and Reason.LIVENESS_ACTION_MISSING not in reasons:

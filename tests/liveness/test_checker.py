@@ -198,3 +198,31 @@ def test_face_swap_midway_with_injected_embedder(clip, registry):
     assert Reason.LIVENESS_FACE_CHANGED in r.reasons and not r.passed
     same = checker.check(*[clip("liveportrait_d18.mp4")[0]], [M, B])
     assert same.passed and same.signals_summary["min_face_similarity"] > 0.5
+
+
+def test_dark_capture_of_one_person_is_poor_quality_not_a_face_swap(clip, registry):
+    """Embeddings of a near-black capture drift apart for the same person; that is a quality problem
+    (review), never a spoof (reject)."""
+    import dataclasses
+
+    from face_match import FaceMatcher
+    from models import IdvError
+
+    matcher = FaceMatcher(registry=registry)
+
+    def embed(img: np.ndarray):
+        try:
+            return matcher.embed(img)
+        except IdvError:
+            return None
+
+    def dark(img):
+        return None if img is None else (img.astype(np.float32) * 0.08).astype(np.uint8)
+
+    seq, _ = clip("liveportrait_d9.mp4")
+    seq = dataclasses.replace(seq, frames=tuple(dark(f) for f in seq.frames),
+                              originals=tuple(dark(o) for o in seq.originals))
+    r = LivenessChecker(registry=registry, face_embedder=embed).check(seq, [B])
+    assert Reason.LIVENESS_FACE_CHANGED not in r.reasons
+    assert Reason.QUALITY_TOO_DARK in r.reasons and Reason.LIVENESS_POOR_QUALITY in r.reasons
+    assert not r.passed
