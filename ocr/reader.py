@@ -41,7 +41,7 @@ class OcrConfig:
     det_side: int = 736  # text detection input, longest side (the card is rectified first)
     threads: int = 2
     low_confidence: float = 0.85  # a field whose weakest character scores below is "low confidence"
-    correctable_below: float = 0.95  # only characters below this may be corrected by the check digit
+    correctable_below: float = 0.8  # only a character read below this may be corrected by the check digit
     min_card_width_px: int = 300  # narrower than this in the photo: card.too_small
     min_area_fraction: float = 0.04
     blur_sharpness: float = 60.0  # Laplacian variance of the rectified card
@@ -277,7 +277,9 @@ class IdCardReader:
                 except ValueError:
                     printed = None
             weak = [i for i, c in enumerate(num.chars) if c.conf < cfg.correctable_below]
-            if len(weak) == 1:
+            # Never "correct" the check character itself: any number passes once its check character
+            # is recomputed, so that proves nothing and would hide a wrong printed check digit.
+            if len(weak) == 1 and weak[0] < 17:
                 cands = single_substitutions(num.value, weak[0], printed_birth=printed)
                 if len(cands) == 1:
                     fields["id_number"] = FieldRead(cands[0], min(num.confidence, cfg.low_confidence * 0.9),

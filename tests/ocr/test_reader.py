@@ -128,6 +128,11 @@ def test_check_digit_correction_only_of_one_weak_character(reader):
     assert fields["id_number"].value == wrong and fields["id_number"].corrected_from is None
     fields, _ = reader._front_fields(parsed(10), [])  # the weak character is not the wrong one
     assert fields["id_number"].corrected_from is None or fields["id_number"].value != good
+    # a weak check character is never recomputed: that would hide a wrong printed check digit
+    wrong_check = good[:17] + ("0" if good[17] != "0" else "1")
+    chars = tuple(Char(c, 0.5 if i == 17 else 0.999, i / 18) for i, c in enumerate(wrong_check))
+    fields, reasons = reader._front_fields({"id_number": Parsed(wrong_check, 0.5, chars)}, [])
+    assert fields["id_number"].value == wrong_check and Reason.IDCARD_CHARACTER_CORRECTED not in reasons
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "heic"])
