@@ -109,9 +109,9 @@ GLYPH = 3.5 / 85.6  # width of one printed value character
 def _has_hole(chars: tuple[Char, ...], start: float) -> bool:
     """A missing glyph: a gap of more than ~1.7 characters between neighbours, or before the first."""
     xs = [c.x for c in chars]
-    if xs[0] - start > 1.2 * GLYPH:
+    if xs[0] - start > 1.7 * GLYPH:
         return True
-    return any(b - a > 1.7 * GLYPH for a, b in zip(xs, xs[1:]))
+    return any(b - a > 2.0 * GLYPH for a, b in zip(xs, xs[1:]))
 
 
 def _crop(img: np.ndarray, box: np.ndarray) -> np.ndarray:
