@@ -10,6 +10,7 @@ the case to review; input that is unusable as a whole raises InputError.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -94,6 +95,20 @@ def mask_fields(fields: dict[str, str]) -> dict[str, str]:
     return {k: (PII_FIELDS[k](v) if k in PII_FIELDS and v else v) for k, v in fields.items()}
 
 
+def _timed(fn, *args, **kwargs):
+    t = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, (time.perf_counter() - t) * 1000
+
+
+def _run_ocr(engines: Engines, inp: VerificationInput, timings: dict[str, float]):
+    front, timings["ocr_front"] = _timed(engines.reader.read, inp.id_front, expected_side=Side.FRONT)
+    back = None
+    if inp.id_back is not None:
+        back, timings["ocr_back"] = _timed(engines.reader.read, inp.id_back, expected_side=Side.BACK)
+    return front, back
+
+
 def run_verification(engines: Engines, inp: VerificationInput, *, today: date | None = None) -> VerificationReport:
     """Run every stage the input allows and decide. Raises InputError only for unusable input."""
     today = today or date.today()
@@ -113,36 +128,40 @@ def run_verification(engines: Engines, inp: VerificationInput, *, today: date | 
     if inp.manual and inp.selfie_with_card is None:
         raise InputError(Reason.INPUT_MISSING, "a manual submission needs the selfie holding the card")
 
-    # --- liveness -------------------------------------------------------------------------
-    live = None
+    # --- liveness, in a thread beside the OCR ---------------------------------------------
+    # Face Mesh and the OCR models each keep about one core busy; on the 2-core target machine
+    # running them side by side cuts one applicant's latency by the shorter of the two.
+    live_future: Future | None = None
+    pool: ThreadPoolExecutor | None = None
     if inp.capture is not None and inp.actions:
-        t = time.perf_counter()
-        live = engines.liveness.check(inp.capture, inp.actions, mirrored=inp.mirrored)
-        timings["liveness"] = (time.perf_counter() - t) * 1000
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idv-liveness")
+        live_future = pool.submit(_timed, engines.liveness.check, inp.capture, inp.actions, mirrored=inp.mirrored)
+    elif not inp.manual:
+        missing.add("liveness")
+    try:
+        front, back = _run_ocr(engines, inp, timings)
+        live = None
+        if live_future is not None:
+            live, timings["liveness"] = live_future.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if live is not None:
         stages["liveness"] = masked["liveness"] = live.to_dict()
         reasons.update(live.reasons)
         if live.best_frame is not None:
             evidence["best_frame"] = live.best_frame
         for i, f in enumerate(live.audit_frames, 1):
             evidence[f"audit_{i}"] = f
-    elif not inp.manual:
-        missing.add("liveness")
 
     # --- OCR ------------------------------------------------------------------------------
-    t = time.perf_counter()
-    front = engines.reader.read(inp.id_front, expected_side=Side.FRONT)
-    timings["ocr_front"] = (time.perf_counter() - t) * 1000
     evidence["id_front"] = inp.id_front
     stages["ocr_front"] = front.to_dict(mask_pii=False)
     masked["ocr_front"] = front.to_dict(mask_pii=True)
     reasons.update(front.reasons)
     if not front.card_found:
         missing.add("ocr_front")
-    back = None
-    if inp.id_back is not None:
-        t = time.perf_counter()
-        back = engines.reader.read(inp.id_back, expected_side=Side.BACK)
-        timings["ocr_back"] = (time.perf_counter() - t) * 1000
+    if back is not None:
         evidence["id_back"] = inp.id_back
         stages["ocr_back"] = masked["ocr_back"] = back.to_dict(mask_pii=False)
         reasons.update(back.reasons)
