@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import IdvError
+from review_queue.db import unit_of_work
 from models.reasons import Reason
 
 from .auth import DEV_API_KEY, Principal, RateLimiter, authenticate
@@ -57,15 +58,8 @@ Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
 def get_session(ctx: Ctx) -> Iterator[Session]:
     """One unit of work per request: committed once when the route returns, rolled back on error."""
-    session = ctx.session_factory()
-    try:
+    with unit_of_work(ctx.session_factory) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 DbSession = Annotated[Session, Depends(get_session)]

@@ -29,6 +29,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from api.demo import face_crop, frame_at
+
 from .common import latency_stats, make_result, md_table, peak_rss_mb, rate, require_testdata, run_main
 
 NAME = "end_to_end"
@@ -52,21 +54,7 @@ SPOOFS = (
 INTENDED = {"genuine": "approved", "impostor": "rejected", "poor_capture": "review", "spoof": "rejected"}
 
 
-def frame_at(video: Path, t_s: float) -> np.ndarray:
-    cap = cv2.VideoCapture(str(video))
-    try:
-        cap.set(cv2.CAP_PROP_POS_MSEC, t_s * 1000)
-        ok, frame = cap.read()
-    finally:
-        cap.release()
-    if not ok:
-        raise RuntimeError(f"cannot read {video.name} at {t_s}s")
-    return frame
-
-
 def portrait_from(matcher, image: np.ndarray) -> np.ndarray:
-    from api.demo import face_crop
-
     return face_crop(matcher, image)
 
 
