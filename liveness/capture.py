@@ -34,6 +34,10 @@ DEFAULT_FRAMES_FPS = 10.0  # a frame folder/zip carries no timing; the caller sh
 ORIGINALS_BUDGET_BYTES = 192 * 2**20
 MIN_FRAMES = 3
 DECODE_BUDGET_S = 60.0  # wall-clock guard against pathological streams
+# Frame uploads are decoded image by image (a 4K PNG costs ~0.1 s): bound the decoded pixels of the
+# frames we sample, so a tiny zip of 300 blank 4K PNGs cannot hold a worker for a minute. A 30 s
+# 720p capture sampled at 15 fps is ~415 MP.
+MAX_FRAMES_TOTAL_PIXELS = 450_000_000
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
@@ -258,6 +262,7 @@ def _from_images(readers, *, max_seconds, sample_fps, analysis_size, frames_fps)
     step = 1.0 / sample_fps
     next_t = 0.0
     shape = None
+    started = time.monotonic()
     for i, read in enumerate(readers):
         t = i / frames_fps
         if t + 1e-6 < next_t:
@@ -267,8 +272,17 @@ def _from_images(readers, *, max_seconds, sample_fps, analysis_size, frames_fps)
         img = read()
         if shape is None:
             shape = img.shape[:2]
+            sampled = min(n, int(duration * sample_fps) + 1)
+            if sampled * shape[0] * shape[1] > MAX_FRAMES_TOTAL_PIXELS:
+                raise InputError(
+                    Reason.INPUT_TOO_MANY_PIXELS,
+                    f"{sampled} frames of {shape[1]}x{shape[0]} exceed the {MAX_FRAMES_TOTAL_PIXELS // 1_000_000} "
+                    "megapixel budget of a frame sequence; send smaller frames or a video",
+                )
         elif img.shape[:2] != shape:
             raise InputError(Reason.INPUT_INVALID, "frames of one capture must share one size")
+        if time.monotonic() - started > DECODE_BUDGET_S:
+            raise InputError(Reason.LIVENESS_VIDEO_UNREADABLE, f"decoding the frames took over {DECODE_BUDGET_S:.0f} s")
         col.add(img, t)
     _check_frame_count(len(col.frames))
     assert shape is not None

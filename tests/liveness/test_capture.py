@@ -91,3 +91,23 @@ def test_bad_inputs(tmp_path, live_dir):
     assert _code(load_capture_bytes, b"PK\x03\x04garbage") is Reason.INPUT_UNREADABLE
     (tmp_path / "nothing").mkdir()
     assert _code(load_capture, tmp_path / "nothing") is Reason.INPUT_EMPTY
+
+
+def test_a_tiny_zip_of_huge_blank_frames_is_refused_fast():
+    """300 blank 4K PNGs zip to ~140 KB but would take a minute to decode: refused up front."""
+    import io as _io
+    import time as _time
+    import zipfile as _zipfile
+
+    import cv2 as _cv2
+
+    ok, png = _cv2.imencode(".png", np.full((2304, 4096, 3), 128, np.uint8))
+    buf = _io.BytesIO()
+    with _zipfile.ZipFile(buf, "w", _zipfile.ZIP_DEFLATED) as zf:
+        for i in range(300):
+            zf.writestr(f"{i:04d}.png", png.tobytes())
+    t = _time.perf_counter()
+    with pytest.raises(InputError) as e:
+        load_capture_bytes(buf.getvalue())
+    assert e.value.code is Reason.INPUT_TOO_MANY_PIXELS
+    assert _time.perf_counter() - t < 10
