@@ -20,13 +20,12 @@ import numpy as np
 from face_match import FaceMatcher, MatchConfig
 from liveness import Action, FrameSequence, LivenessChecker
 from models import IdvError, InputError, ModelRegistry, Reason, default_registry
-from ocr import IdCardReader, Side, mask_address, mask_id_number, mask_name, validate_card
+from models.masking import mask_value
+from ocr import IdCardReader, Side, validate_card
 from review_queue.policy import Decision, Policy, Signals, decide, load_policy
 
 from .settings import Settings
 
-# fields that are personal data; masked in every output unless the caller may see them
-PII_FIELDS = {"name": mask_name, "id_number": mask_id_number, "address": mask_address}
 KEY_FIELDS = ("name", "id_number")
 
 
@@ -92,7 +91,8 @@ class VerificationReport:
 
 
 def mask_fields(fields: dict[str, str]) -> dict[str, str]:
-    return {k: (PII_FIELDS[k](v) if k in PII_FIELDS and v else v) for k, v in fields.items()}
+    """Personal data masked (see models.masking) in every output unless the caller may see it."""
+    return {k: mask_value(k, v) for k, v in fields.items()}
 
 
 def _timed(fn, *args, **kwargs):

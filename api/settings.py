@@ -68,7 +68,6 @@ class Settings(BaseSettings):
     dev_api_key: str = ""  # development only; empty = api.auth.DEV_API_KEY; refused in production
     rate_limit_per_minute: int = Field(default=120, ge=0)  # per API key, per worker process; 0 = off
     inference_concurrency: int = Field(default=0, ge=0)  # verifications run at once per worker; 0 = cores
-    verify_timeout_s: float = Field(default=120.0, gt=0)
 
     # verification jobs (api/tasks.py): "inline" runs them in the API process (embedded mode);
     # "celery" stores the upload, answers 202 and lets `idverify worker` processes run them

@@ -20,7 +20,7 @@ from . import geometry
 from .engine import OcrEngine
 from .fields import Char, Line, Parsed, parse_back, parse_front, side_scores
 from .idnumber import single_substitutions, validate_id_number
-from .masking import mask_address, mask_id_number, mask_name
+from .masking import PII_FIELDS, mask_value
 from .quality import quality_signals
 from .synthetic import CARD_H, CARD_W, PORTRAIT_BOX
 
@@ -61,7 +61,6 @@ class FieldRead:
                 "corrected_from": self.corrected_from}
 
 
-_MASKERS = {"name": mask_name, "id_number": mask_id_number, "address": mask_address}
 
 
 @dataclass(frozen=True)
@@ -80,10 +79,9 @@ class IdCardResult:
         fields = {}
         for k, f in self.fields.items():
             d = f.to_dict()
-            if mask_pii and k in _MASKERS:
-                d["value"] = _MASKERS[k](f.value)
-                if f.corrected_from is not None:
-                    d["corrected_from"] = _MASKERS[k](f.corrected_from)
+            if mask_pii and k in PII_FIELDS:
+                d["value"] = mask_value(k, f.value)
+                d["corrected_from"] = mask_value(k, f.corrected_from)
             fields[k] = d
         return {
             "side": None if self.side is None else str(self.side),

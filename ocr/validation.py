@@ -10,7 +10,7 @@ from models.reasons import Reason
 
 from .ethnicities import KNOWN_UNDETERMINED, is_recognised
 from .idnumber import birth_date_of, sex_of, validate_id_number
-from .masking import mask_id_number
+from .masking import mask_value
 from .reader import IdCardResult, Side
 from .synthetic import validity_years
 
@@ -78,8 +78,7 @@ def validate_card(
     if front is not None and front.side == Side.FRONT:
         for k, v in front.fields.items():
             if v.corrected_from is not None:
-                mask = mask_id_number if k == "id_number" else (lambda s: s)
-                corrections.append({"field": k, "from": mask(v.corrected_from), "to": mask(v.value),
+                corrections.append({"field": k, "from": mask_value(k, v.corrected_from), "to": mask_value(k, v.value),
                                     "confidence": round(v.confidence, 4)})
 
     number = f.get("id_number")

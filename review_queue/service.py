@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from models.errors import IdvError, InputError
 from models.images import decode_image
+from models.masking import PII_FIELDS, mask_value
 from models.reasons import Reason
 
 from .db import AuditEvent, Case, CaseImage, CaseStatus, Reviewer, WebhookDelivery, utcnow
@@ -44,7 +45,6 @@ REJECT_REASONS: Mapping[str, str] = {
     "evidence_unusable": "The evidence is unusable (blurred, cut off, wrong document)",
     "declared_data_mismatch": "The declared name or number differs from the card",
 }
-PII_FIELDS = frozenset({"name", "id_number", "address", "birth_date", "declared_name", "declared_id_number"})
 MAX_FIELD_CHARS = 200
 
 _hasher = PasswordHasher()
@@ -93,20 +93,6 @@ class QueueItem:
         d["created_at"], d["due_at"] = self.created_at.isoformat(), self.due_at.isoformat()
         d["reason_codes"] = list(self.reason_codes)
         return d
-
-
-def mask_value(name: str, value: Any) -> Any:
-    """Masked display of a PII field (enough to spot a gross mismatch, not enough to identify)."""
-    if value is None or name not in PII_FIELDS:
-        return value
-    s = str(value)
-    if name in ("id_number", "declared_id_number"):
-        return s[:3] + "*" * max(0, len(s) - 5) + s[-2:] if len(s) > 5 else "*" * len(s)
-    if name in ("name", "declared_name"):
-        return s[:1] + "*" * max(1, len(s) - 1)
-    if name == "address":
-        return s[:3] + "***"
-    return "*" * len(s)
 
 
 def masked_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
