@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     encryption_key: str = ""  # urlsafe base64 of 32 bytes (AES-256-GCM for stored images)
     admin_password: str = ""
     host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
 
     # real test data (shared/data) for tests and benchmarks; never copied into the repository
     testdata: Path = _REPO.parent / "shared" / "data"
@@ -41,19 +41,20 @@ class Settings(BaseSettings):
     holiday_file: Path | None = None
 
     # upload limits (enforced while streaming, before decoding)
-    max_image_bytes: int = 15 * 1024 * 1024
-    max_video_bytes: int = 60 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-    max_video_seconds: float = 30.0
-    max_video_frames: int = 2000
+    max_image_bytes: int = Field(default=15 * 1024 * 1024, ge=1024)
+    max_video_bytes: int = Field(default=60 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=50_000_000, ge=256 * 256)
+    # allow_inf_nan=False: "nan" would silently switch the limit off
+    max_video_seconds: float = Field(default=30.0, gt=0, le=600, allow_inf_nan=False)
+    max_video_frames: int = Field(default=2000, ge=3)
 
     # liveness
-    challenge_ttl_s: int = 120
-    challenge_actions_min: int = 2
-    challenge_actions_max: int = 3
+    challenge_ttl_s: int = Field(default=120, ge=10, le=3600)
+    challenge_actions_min: int = Field(default=2, ge=1, le=4)
+    challenge_actions_max: int = Field(default=3, ge=1, le=4)
 
     # retention of images and PII, in days (0 = keep until deleted)
-    retention_days: int = 30
+    retention_days: int = Field(default=30, ge=0)
 
     # webhooks
     webhook_url: str = ""
@@ -89,6 +90,8 @@ class Settings(BaseSettings):
                 raise ValueError("IDV_ADMIN_PASSWORD must be set (not the default) in production mode")
             if self.dev_api_key:
                 raise ValueError("IDV_DEV_API_KEY is for development mode only; create real keys instead")
+        if self.challenge_actions_min > self.challenge_actions_max:
+            raise ValueError("IDV_CHALLENGE_ACTIONS_MIN must not exceed IDV_CHALLENGE_ACTIONS_MAX")
         if self.queue == "celery" and not self.broker_url:
             raise ValueError("IDV_QUEUE=celery needs IDV_BROKER_URL (redis://... or amqp://...)")
         if self.encryption_key:
