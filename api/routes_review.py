@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
-from review_queue.db import Case, CaseImage
+from review_queue.db import Case
 
 from .db import VerificationRecord, utcnow
 from .routes_common import ApiContext
@@ -147,14 +147,9 @@ class ReviewBridge:
 
     def purge_case(self, session: Session, case_id: str) -> None:
         """Delete the case's images (ciphertext files and rows) and its personal fields."""
-        case = session.get(Case, case_id)
-        if case is None:
-            return
-        for im in list(session.query(CaseImage).filter(CaseImage.case_id == case_id)):
-            self.ctx.evidence.store.delete(im.object_id)
-            session.delete(im)
-        case.fields = {}
-        case.applicant_ref = None
+        from review_queue.service import ReviewService
+
+        ReviewService(session, store=self.ctx.evidence.store).withdraw(case_id)
 
     def open_cases(self) -> int:
         from sqlalchemy import func, select

@@ -81,6 +81,7 @@ class CaseStatus:
     AWAITING_CONFIRMATION = "awaiting_confirmation"  # four-eyes: a reject proposed, another reviewer confirms
     APPROVED = "approved"
     REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"  # its verification was deleted: evidence and fields purged, nothing to decide
 
     QUEUED = (OPEN, ESCALATED, AWAITING_CONFIRMATION)
     DECIDED = (APPROVED, REJECTED)

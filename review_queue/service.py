@@ -472,6 +472,24 @@ class ReviewService:
         self.session.flush()
         return c
 
+    def withdraw(self, case_id: str, *, actor: str = "system", why: str = "verification_deleted") -> None:
+        """Purge a case whose verification was deleted: images (ciphertext and rows) and personal
+        fields are deleted for real, the case leaves the queue, the audit keeps that it happened."""
+        c = self.session.get(Case, case_id)
+        if c is None:
+            return
+        for im in list(self.session.scalars(select(CaseImage).where(CaseImage.case_id == case_id))):
+            if self.store is not None:
+                self.store.delete(im.object_id)
+            self.session.delete(im)
+        c.fields = {}
+        c.applicant_ref = None
+        if c.status in CaseStatus.QUEUED:
+            c.status = CaseStatus.WITHDRAWN
+            c.claimed_by = None
+            c.lease_expires_at = None
+        self._audit(actor, None, "withdrawn", c.id, {"why": why})
+
     def escalate(self, case_id: str, reviewer: Reviewer, *, note: str = "") -> Case:
         note = self._check_note(note)
         c = self._require_claim(case_id, reviewer)

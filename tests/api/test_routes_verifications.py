@@ -108,6 +108,23 @@ def test_poor_capture_goes_to_review_then_reviewer_decides_and_webhook_is_signed
     assert all(isinstance(v, (bool, int, float, list, type(None))) for st in gone["result"]["stages"].values() for v in st.values())
 
 
+def test_deleting_a_verification_in_review_withdraws_its_case(api: ApiEnv) -> None:
+    """A deleted applicant leaves no empty case for reviewers: purged and out of the queue, audited."""
+    from api.db import unit_of_work
+    from review_queue.db import Case, CaseImage, CaseStatus
+
+    body = _verify(api, clip="dark_clip").json()
+    assert body["decision"] == "review" and body["case_id"]
+    assert api.client.delete(f"/v1/verifications/{body['id']}", headers=api.auth("a")).status_code == 204
+    with unit_of_work(api.ctx.session_factory) as s:
+        case = s.get(Case, body["case_id"])
+        assert case.status == CaseStatus.WITHDRAWN and case.fields == {} and case.applicant_ref is None
+        assert s.query(CaseImage).filter(CaseImage.case_id == case.id).count() == 0
+        svc = api.ctx.review.service(s)
+        assert body["case_id"] not in {q.case_id for q in svc.queue()}
+        assert "withdrawn" in [e.action for e in svc.audit_log(case.id)]
+
+
 def test_idempotency_same_body_replays_different_body_conflicts(api: ApiEnv) -> None:
     # a failing (undecodable image) request is cheap and still creates a verification to replay
     ch = api.challenge()
