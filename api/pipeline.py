@@ -204,6 +204,9 @@ def run_verification(engines: Engines, inp: VerificationInput, *, today: date | 
             inp.selfie_with_card, live=live.best_frame if live is not None else None
         )
         timings["selfie_with_card"] = (time.perf_counter() - t) * 1000
+        if inp.manual and selfie.faces_found == 0:
+            # a reviewer cannot judge a selfie without a face: refuse it rather than open a case
+            raise InputError(Reason.FACE_NOT_DETECTED, "no face was found in the selfie with the card")
         evidence["selfie_with_card"] = inp.selfie_with_card
         stages["selfie_with_card"] = masked["selfie_with_card"] = selfie.to_dict()
         reasons.update(selfie.reasons)

@@ -156,4 +156,11 @@ def test_manual_mode_goes_to_review(api: ApiEnv) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["decision"] == "review" and r.json()["case_id"]
     assert "decision.manual_submission" in r.json()["reasons"]
-    _ = (np, cv2)
+
+    # a "selfie" with no face at all is refused with a reason, and opens no case for a person
+    ok, blank = cv2.imencode(".png", np.full((600, 800, 3), 200, np.uint8))
+    r = api.client.post(
+        "/v1/verifications", headers=api.auth("a"), data={"mode": "manual"},
+        files={"id_front": ("f.png", api.files["front"], "image/png"), "selfie_with_card": ("s.png", blank.tobytes(), "image/png")},
+    )
+    assert r.status_code == 422 and r.json()["type"] == "face.not_detected", r.text
