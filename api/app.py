@@ -248,7 +248,10 @@ def create_app(settings: Settings | None = None, *, engines: Any = None) -> Fast
         version="1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served below from a local copy: the default loads Swagger UI from a CDN
+        redoc_url=None,
     )
+    _mount_offline_docs(app)
     app.state.ctx = ctx
     install_error_handlers(app)
 
@@ -263,6 +266,25 @@ def create_app(settings: Settings | None = None, *, engines: Any = None) -> Fast
     app.add_middleware(BodyLimitMiddleware, limit=max_request_bytes(settings))
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
     return app
+
+
+def _mount_offline_docs(app: FastAPI) -> None:
+    """/docs with Swagger UI's files from the swagger-ui-bundle package: the service runs offline."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():  # noqa: ANN202 - FastAPI renders the HTMLResponse
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="idverify API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 async def _purge_loop(ctx: ApiContext) -> None:

@@ -16,7 +16,12 @@ def test_health_ready_metrics_docs(api: ApiEnv) -> None:
     schema = api.client.get("/openapi.json").json()
     assert {"/v1/challenges", "/v1/verifications", "/v1/verifications/{verification_id}"} <= set(schema["paths"])
     assert "image's right" in schema["paths"]["/v1/challenges"]["post"]["description"]
-    assert api.client.get("/docs").status_code == 200
+    docs = api.client.get("/docs")
+    assert docs.status_code == 200
+    # offline: every script and stylesheet of the docs page is served by the app itself
+    assert "cdn." not in docs.text and "http" not in docs.text.split("<body>")[0]
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
+        assert asset in docs.text and api.client.get(asset).status_code == 200
     m = api.client.get("/metrics").text
     for name in ("idv_http_requests_total", "idv_stage_seconds", "idv_decisions_total", "idv_review_queue_depth"):
         assert name in m
