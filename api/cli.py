@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from models import IdvError, ModelError
+from models import IdvError, ModelError, Reason
 
 EXIT_OK, EXIT_INPUT, EXIT_MODELS = 0, 2, 3
 
@@ -32,6 +32,13 @@ def _add_verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manual", action="store_true", help="manual path: selfie-with-card + front, always review")
     p.add_argument("--policy", type=Path, help="decision policy TOML (default: the packaged policy)")
     p.add_argument("--show-pii", action="store_true", help="print names and ID numbers unmasked")
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render-card", help="render a synthetic ID card (both sides) with a given portrait")
     p.add_argument("--portrait", type=Path, help="face photo for the portrait (optional)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--phone-photo", action="store_true", help="also write phone-photo distorted versions")
     p.add_argument("--out", type=Path, required=True)
 
@@ -96,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_MODELS
     except IdvError as e:
         print(f"idverify: {e.code}: {e.detail}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as e:  # e.g. an output folder that cannot be written
+        print(f"idverify: input.invalid: {e.strerror or e} ({Path(e.filename).name if e.filename else '?'})",
+              file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         return 130
@@ -194,6 +205,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.policy is not None:
         settings = settings.model_copy(update={"policy_file": args.policy})
     # decode and check every input before spending seconds on loading models
+    if not args.manual and (args.video is None and args.frames is None or not args.challenge):
+        raise IdvError(Reason.INPUT_MISSING, "give --video or --frames and --challenge (or --manual with --selfie-with-card)")
+    if args.manual and args.selfie_with_card is None:
+        raise IdvError(Reason.INPUT_MISSING, "--manual needs --selfie-with-card")
     inp = verification_input_from_files(
         settings,
         id_front=args.id_front,

@@ -116,6 +116,8 @@ def _to_bgr8(im) -> np.ndarray:
 def read_image_file(path: str | Path, **kw) -> np.ndarray:
     """decode_image for a file on disk, with a missing-file reason."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(Reason.INPUT_WRONG_TYPE, f"{kw.get('what', 'image')} is a folder, not an image file: {p.name}")
     if not p.is_file():
         raise InputError(Reason.INPUT_MISSING, f"{kw.get('what', 'image')} file not found: {p.name}")
     size = p.stat().st_size
