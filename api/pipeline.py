@@ -40,7 +40,7 @@ class Engines:
 def build_engines(settings: Settings, registry: ModelRegistry | None = None, policy: Policy | None = None) -> Engines:
     """Load every model once (a few seconds); the result is shared by all requests and threads."""
     registry = registry or default_registry()
-    matcher = FaceMatcher(MatchConfig(fmr=settings.face_fmr), registry=registry)
+    matcher = FaceMatcher(MatchConfig(fmr=settings.face_fmr, insightface_dir=settings.insightface_dir), registry=registry)
 
     def embed_or_none(image: np.ndarray) -> np.ndarray | None:
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models import InputError, ModelRegistry, Reason, default_registry
+from models import InputError, ModelError, ModelRegistry, Reason, default_registry
 
 from .engines import SFaceEmbedder, YuNetDetector
 from .geometry import align_face, to_bgr8
@@ -140,7 +140,10 @@ class FaceMatcher:
         if self.config.fmr not in FMR_LEVELS and self.config.threshold_override is None:
             raise ValueError(f"fmr must be one of {FMR_LEVELS}, got {self.config.fmr!r}")
         if self.config.insightface_dir is not None:
-            raise NotImplementedError("insightface model packs are not supported yet; leave insightface_dir unset")
+            raise ModelError(
+                Reason.MODEL_MISSING,
+                "insightface model packs are not supported yet; unset IDV_INSIGHTFACE_DIR (YuNet + SFace are the default)",
+            )
         reg = registry or default_registry()
         self._detector = YuNetDetector(reg, self.config.intra_op_threads)
         self._embedder = SFaceEmbedder(reg, self.config.intra_op_threads)
