@@ -37,7 +37,10 @@ class Engines:
     policy: Policy
 
 
-def build_engines(settings: Settings, registry: ModelRegistry | None = None, policy: Policy | None = None) -> Engines:
+def build_engines(
+    settings: Settings, registry: ModelRegistry | None = None, policy: Policy | None = None,
+    reader: IdCardReader | None = None,
+) -> Engines:
     """Load every model once (a few seconds); the result is shared by all requests and threads."""
     registry = registry or default_registry()
     matcher = FaceMatcher(MatchConfig(fmr=settings.face_fmr, insightface_dir=settings.insightface_dir), registry=registry)
@@ -50,7 +53,7 @@ def build_engines(settings: Settings, registry: ModelRegistry | None = None, pol
 
     return Engines(
         liveness=LivenessChecker(registry=registry, face_embedder=embed_or_none),
-        reader=IdCardReader(registry=registry),
+        reader=reader or IdCardReader(registry=registry),
         matcher=matcher,
         policy=policy or load_policy(settings.policy_file),
     )
