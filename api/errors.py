@@ -14,6 +14,7 @@ oversized bodies) and installs the handlers:
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -54,7 +55,7 @@ class RateLimitedError(IdvError):
     status_code = 429
 
     def __init__(self, retry_after_s: float) -> None:
-        super().__init__(Reason.RATE_LIMITED, f"rate limit exceeded; retry after {retry_after_s:.0f} s")
+        super().__init__(Reason.RATE_LIMITED, f"rate limit exceeded; retry after {max(1, math.ceil(retry_after_s))} s")
         self.retry_after_s = retry_after_s
 
 
@@ -80,7 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
         vid = getattr(exc, "verification_id", None) or getattr(request.state, "verification_id", None)
         headers = {}
         if isinstance(exc, RateLimitedError):
-            headers["Retry-After"] = str(max(1, int(exc.retry_after_s + 0.999)))
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
         if isinstance(exc, AuthError):
             headers["WWW-Authenticate"] = 'Bearer realm="idverify"'
         log.info("request failed status=%s type=%s path=%s", status, exc.code, request.url.path)

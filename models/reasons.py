@@ -121,6 +121,7 @@ class Reason(StrEnum):
     REVIEW_ALREADY_DECIDED = "review.already_decided"
     REVIEW_NOT_FOUND = "review.not_found"
     REVIEW_LOGIN_FAILED = "review.login_failed"
+    REVIEW_LOGIN_THROTTLED = "review.login_throttled"
     REVIEW_NOT_LOGGED_IN = "review.not_logged_in"
     REVIEW_FORBIDDEN = "review.forbidden"
     REVIEW_QUEUE_EMPTY = "review.queue_empty"

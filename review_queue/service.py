@@ -9,13 +9,14 @@ land together or not at all. Every refusal is an IdvError with a review.* reason
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.errors import IdvError, InputError
@@ -56,6 +57,11 @@ class ReviewConfig:
     four_eyes_reject: bool = False
     max_note_chars: int = 500
     webhook_url: str = ""  # when set, a decision queues a webhook delivery in the same transaction
+    # password guessing: after this many failed logins for one username within the window, further
+    # attempts are refused unchecked until the window passes. Counted from the audit log, so it
+    # holds across API processes and restarts.
+    max_failed_logins: int = 5
+    failed_login_window: dt.timedelta = dt.timedelta(minutes=15)
 
     @classmethod
     def from_policy(cls, policy: Policy, *, webhook_url: str = "") -> "ReviewConfig":
@@ -93,6 +99,9 @@ class QueueItem:
         d["created_at"], d["due_at"] = self.created_at.isoformat(), self.due_at.isoformat()
         d["reason_codes"] = list(self.reason_codes)
         return d
+
+
+SEALED_KEY = "_sealed"
 
 
 def masked_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,6 +171,19 @@ class ReviewService:
         return r
 
     def authenticate(self, *, username: str, password: str) -> Reviewer:
+        since = self.clock() - self.config.failed_login_window
+        failures = self.session.scalar(
+            select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.action == "login_failed", AuditEvent.actor == (username[:64] or "?"), AuditEvent.at > since
+            )
+        )
+        if failures >= self.config.max_failed_logins:
+            self._audit(username[:64] or "?", None, "login_throttled", None, {})
+            raise IdvError(
+                Reason.REVIEW_LOGIN_THROTTLED,
+                f"too many failed logins for this account; try again in {int(self.config.failed_login_window.total_seconds() // 60)} minutes",
+                status_code=429,
+            )
         r = self.session.scalar(select(Reviewer).where(Reviewer.username == username))
         try:
             if r is None or not r.active:
@@ -221,9 +243,10 @@ class ReviewService:
             calendar_fallback=due.fallback,
             reason_codes=[str(r) for r in decision.reasons],
             machine_decision=decision.to_dict(),
-            fields=_normalise_fields(fields or {}),
+            fields={},
             scores=_json_safe(dict(scores or {})),
         )
+        self._set_fields(case, _normalise_fields(fields or {}))
         self.session.add(case)
         self.session.flush()
         stored: list[str] = []
@@ -408,9 +431,28 @@ class ReviewService:
         c = self.get_case(case_id)
         if reviewer.role != "supervisor":
             c = self._require_claim(case_id, reviewer)
-        names = sorted(k for k in c.fields if k in PII_FIELDS)
+        fields = self.fields_of(c)
+        names = sorted(k for k in fields if k in PII_FIELDS)
         self._audit(reviewer.username, reviewer.id, "reveal", c.id, {"fields": names})
-        return {k: dict(v) for k, v in c.fields.items()}
+        return fields
+
+    def fields_of(self, case: Case) -> dict[str, dict[str, Any]]:
+        """A case's read fields, unmasked (callers mask them for display unless revealing)."""
+        raw = case.fields or {}
+        if SEALED_KEY not in raw:
+            return {k: dict(v) for k, v in raw.items()}
+        if self.store is None:
+            raise IdvError(Reason.REVIEW_STORE_KEY_INVALID, "the case's fields are sealed and no key is configured",
+                           status_code=500)
+        return json.loads(self.store.unseal(raw[SEALED_KEY], case.verification_id))
+
+    def _set_fields(self, case: Case, fields: dict[str, dict[str, Any]]) -> None:
+        # names, ID numbers and addresses are sealed with the evidence key: a database dump (or a
+        # backup) shows none of them; without a store (reviewer tooling, tests) they stay plain.
+        if self.store is None or not fields:
+            case.fields = fields
+        else:
+            case.fields = {SEALED_KEY: self.store.seal(json.dumps(fields).encode(), case.verification_id)}
 
     def audit_log(self, case_id: str | None = None) -> list[AuditEvent]:
         q = select(AuditEvent).order_by(AuditEvent.id)
@@ -504,15 +546,15 @@ class ReviewService:
     def correct_field(self, case_id: str, reviewer: Reviewer, *, field_name: str, value: str) -> Case:
         """Record a reviewer's reading of a field; the machine's value is kept beside it."""
         c = self._require_claim(case_id, reviewer)
-        if field_name not in c.fields:
+        fields = self.fields_of(c)
+        if field_name not in fields:
             raise IdvError(Reason.REVIEW_FIELD_UNKNOWN, f"the case has no field {field_name!r}", status_code=422)
         if not value.strip() or len(value) > MAX_FIELD_CHARS:
             raise IdvError(Reason.REVIEW_TEXT_TOO_LONG, f"a corrected value has 1-{MAX_FIELD_CHARS} characters",
                            status_code=422)
-        fields = {k: dict(v) for k, v in c.fields.items()}  # new object: JSON columns track assignment only
         fields[field_name]["corrected"] = value.strip()
         fields[field_name]["corrected_by"] = reviewer.username
-        c.fields = fields
+        self._set_fields(c, fields)  # a new object: JSON columns track assignment only
         self._audit(reviewer.username, reviewer.id, "correct_field", c.id, {"field": field_name})
         self.session.flush()
         return c

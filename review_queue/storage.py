@@ -1,4 +1,4 @@
-"""Evidence images encrypted at rest: AES-256-GCM, one file per object, key passed in.
+"""Evidence images (and, sealed, a case's read fields) encrypted at rest: AES-256-GCM, one file per object, key passed in.
 
 File layout: b"IDV1" + 12-byte random nonce + ciphertext||tag. The object id is bound as associated
 data, so a file renamed onto another id fails to decrypt (tampering is detected, never served).
@@ -7,6 +7,7 @@ Object ids are random hex generated here; anything else is refused (no path trav
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -71,6 +72,22 @@ class EncryptedStore:
             return True
         except FileNotFoundError:
             return False
+
+    def seal(self, data: bytes, context: str) -> str:
+        """Small values kept in database rows (a case's read fields): base64 of nonce + ciphertext,
+        bound to `context` (the row's verification id) so a value copied onto another row fails."""
+        nonce = os.urandom(12)
+        return base64.b64encode(nonce + self._aead.encrypt(nonce, bytes(data), context.encode())).decode()
+
+    def unseal(self, token: str, context: str) -> bytes:
+        try:
+            blob = base64.b64decode(token.encode(), validate=True)
+            return self._aead.decrypt(blob[:12], blob[12:], context.encode())
+        except (InvalidTag, ValueError):
+            raise IdvError(
+                Reason.REVIEW_EVIDENCE_TAMPERED, "a sealed value failed authentication (altered or wrong key)",
+                status_code=500,
+            ) from None
 
     def exists(self, object_id: str) -> bool:
         return self._path(object_id).is_file()

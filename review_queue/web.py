@@ -177,7 +177,7 @@ def make_review_router(
                 r = ctx.service(s).authenticate(username=username[:64], password=password[:1024])
             except IdvError as e:
                 s.commit()  # keep the audit row of the failed attempt
-                return page(request, "login.html", sess, status_code=401, error=e.detail, me=None)
+                return page(request, "login.html", sess, status_code=e.status_code, error=e.detail, me=None)
             s.commit()
             rid = r.id
         # a fresh CSRF token at login (no token fixation across the privilege change)
@@ -220,7 +220,7 @@ def make_review_router(
             svc = ctx.service(s)
             me = current(s, sess)
             c = svc.view_case(case_id, me)
-            fields = svc.reveal(case_id, me) if reveal else masked_fields(c.fields)
+            fields = svc.reveal(case_id, me) if reveal else masked_fields(svc.fields_of(c))
             imgs = svc.images(c.id)
             now = svc.clock()
             mine = c.claimed_by == me.id and c.lease_expires_at is not None and c.lease_expires_at >= now

@@ -8,6 +8,7 @@ import os
 
 from alembic import context
 
+import api.db  # noqa: F401  the API's tables share this metadata and history (0002): autogenerate must see them
 from review_queue.db import Base, make_engine
 
 config = context.config

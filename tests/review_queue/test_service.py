@@ -50,6 +50,28 @@ def test_create_reviewer_and_authenticate(factory):
         assert ei.value.code is R.REVIEW_LOGIN_FAILED and ei.value.detail == "wrong username or password"
 
 
+def test_password_guessing_is_throttled_per_account(factory):
+    """Five failures in the window lock the account's logins, even with the right password; other
+    accounts are untouched; once the window has passed the right password works again."""
+    with unit_of_work(factory) as s:
+        ReviewService(s).create_reviewer(username="dave", password=PW)
+        ReviewService(s).create_reviewer(username="erin", password=PW)
+    codes = []
+    for _ in range(6):
+        with unit_of_work(factory) as s, pytest.raises(IdvError) as ei:
+            ReviewService(s).authenticate(username="dave", password="guess")
+        codes.append(ei.value.code)
+    assert codes == [R.REVIEW_LOGIN_FAILED] * 5 + [R.REVIEW_LOGIN_THROTTLED] and ei.value.status_code == 429
+    with unit_of_work(factory) as s, pytest.raises(IdvError) as ei:
+        ReviewService(s).authenticate(username="dave", password=PW)
+    assert ei.value.code is R.REVIEW_LOGIN_THROTTLED
+    with unit_of_work(factory) as s:
+        assert ReviewService(s).authenticate(username="erin", password=PW).username == "erin"
+    later = lambda: utcnow() + dt.timedelta(minutes=16)  # noqa: E731
+    with unit_of_work(factory) as s:
+        assert ReviewService(s, clock=later).authenticate(username="dave", password=PW).username == "dave"
+
+
 def make_cases(factory, policy, n: int, store=None, images=(), **kw) -> list[str]:
     with unit_of_work(factory) as s:
         svc = ReviewService(s, store=store, **kw)
@@ -270,6 +292,28 @@ def test_correction_and_reveal_are_audited(factory, policy):
         log = ReviewService(s).audit_log(cid)
         assert [a.action for a in log][-2:] == ["correct_field", "reveal"]
         assert log[-2].detail == {"field": "name"} and log[-1].detail["fields"] == ["id_number", "name"]
+
+
+def test_fields_are_sealed_in_the_database(factory, engine, policy, store):
+    """With an evidence store the read fields are encrypted in the row: a dump shows no name or ID
+    number; the service still reveals and corrects them; a row copied onto another case fails."""
+    a, b = make_cases(factory, policy, 2, store=store)
+    with engine.connect() as conn:
+        dump = " ".join(str(r) for r in conn.execute(text("SELECT * FROM review_cases")))
+    assert "王小明" not in dump and "11010119900307123X" not in dump and "1101011990" not in dump
+    (alice,) = make_reviewers(factory, "alice")
+    with unit_of_work(factory) as s:
+        svc = ReviewService(s, store=store)
+        svc.claim(a, alice)
+        svc.correct_field(a, alice, field_name="id_number", value="110101199003071238")
+        assert svc.reveal(a, alice)["id_number"] == {**svc.reveal(a, alice)["id_number"],
+                                                     "value": "11010119900307123X", "corrected": "110101199003071238"}
+    with unit_of_work(factory) as s:
+        s.get(Case, b).fields = dict(s.get(Case, a).fields)  # ciphertext moved onto another case
+    with factory() as s:
+        with pytest.raises(IdvError) as ei:
+            ReviewService(s, store=store).fields_of(s.get(Case, b))
+        assert ei.value.code is R.REVIEW_EVIDENCE_TAMPERED
 
 
 def test_release_returns_the_case(factory, policy):
