@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from .ethnicities import ETHNICITY_SET, normalise_ethnicity
@@ -68,6 +68,7 @@ class Parsed:
     value: str
     confidence: float
     chars: tuple[Char, ...] = ()
+    end: float | None = None  # right edge of the text box the value came from (card fraction)
 
 
 def normalise_text(text: str) -> str:
@@ -183,7 +184,8 @@ def parse_front(lines: list[Line]) -> tuple[dict[str, Parsed], dict[str, bool]]:
 
     name_chars = _strip_label(_chars_of(row_of["name"]), ("姓名", "姓", "名"), VALUE_X)
     if (p := _parsed(name_chars)) is not None:
-        out["name"] = p
+        end = next((l.box[2] for l in row_of["name"] if name_chars[-1] in l.chars), None)
+        out["name"] = replace(p, end=end)  # the box of the name's last glyph: _has_hole's right edge
 
     se = _chars_of(row_of["sexeth"])
     text = "".join(c.ch for c in se)

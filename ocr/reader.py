@@ -102,12 +102,17 @@ def _dedupe(reasons: list[Reason]) -> tuple[Reason, ...]:
 NAME_VALUE_X = 16.5 / 85.6  # value column of the front's left block (card fraction)
 ETH_VALUE_X = 34.0 / 85.6
 GLYPH = 3.5 / 85.6  # width of one printed value character
+TRAILING_HOLE = 1.2  # box edge to last glyph centre, in glyphs: 0.41-0.73 over 80 rendered names, 1.6-1.67 with the last dropped
 
 
-def _has_hole(chars: tuple[Char, ...], start: float) -> bool:
-    """A missing glyph: a gap of more than ~1.7 characters between neighbours, or before the first."""
+def _has_hole(chars: tuple[Char, ...], start: float, end: float | None = None) -> bool:
+    """A missing glyph: a gap of more than ~1.7 characters between neighbours, before the first, or
+    between the last and the right edge of the detected text box (the detector boxes every glyph,
+    emittable or not, so a dropped last character leaves the box a glyph longer than the read)."""
     xs = [c.x for c in chars]
     if xs[0] - start > 1.7 * GLYPH:
+        return True
+    if end is not None and end - xs[-1] > TRAILING_HOLE * GLYPH:
         return True
     return any(b - a > 2.0 * GLYPH for a, b in zip(xs, xs[1:]))
 
@@ -260,7 +265,7 @@ class IdCardReader:
             if p is None or not p.chars:
                 continue
             weak = p.confidence < (cfg.name_confidence if key == "name" else cfg.low_confidence)
-            if weak or _has_hole(p.chars, start) or (key == "name" and len(p.value) < 2):
+            if weak or _has_hole(p.chars, start, p.end) or (key == "name" and len(p.value) < 2):
                 reasons.append(Reason.IDCARD_RARE_CHARACTER)
                 fields[key] = FieldRead(p.value, min(p.confidence, cfg.low_confidence * 0.9))
         num = parsed.get("id_number")

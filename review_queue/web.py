@@ -43,7 +43,7 @@ COOKIE = "idv_review"
 SESSION_MAX_AGE_S = 8 * 3600
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 _TEMPLATES.env.filters["describe"] = describe
-_TEMPLATES.env.filters["local"] = lambda d: d.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M") if d else ""
+_TEMPLATES.env.filters["local"] = lambda d: d.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M Beijing time") if d else ""
 _KIND_LABELS = {
     "selfie_with_card": "Selfie with card",
     "card_front": "Card front",
