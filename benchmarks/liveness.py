@@ -52,7 +52,7 @@ def run(quick: bool) -> dict[str, Any]:
     data = require_testdata("liveness") / "liveness"
     checker = LivenessChecker()
     checker.warm_up()
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 2
     rows = []
     with tempfile.TemporaryDirectory(prefix="idv-bench-") as tmp:
         clips = [data / c for c in QUICK_CLIPS] if quick else sorted(data.glob("*.mp4"))

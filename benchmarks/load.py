@@ -73,7 +73,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     root = require_testdata(CLIP)
     clip = root / CLIP
-    levels = {1: 3, 4: 8, 16: 16} if quick else {1: 6, 4: 16, 16: 48}
+    levels = {1: 3, 4: 8, 16: 16} if quick else {1: 4, 4: 12, 16: 32}
     work = Path(tempfile.mkdtemp(prefix="idv-load-"))
     db_url = f"sqlite:///{work / 'idverify.sqlite3'}"
     port = _free_port()
