@@ -18,7 +18,8 @@ from models.reasons import Reason
 
 from . import geometry
 from .engine import OcrEngine
-from .fields import Char, Line, Parsed, parse_back, parse_front, side_scores
+from .ethnicities import ETHNICITIES, ETHNICITY_SET
+from .fields import Char, Line, Parsed, normalise_text, parse_back, parse_front, side_scores
 from .idnumber import single_substitutions, validate_id_number
 from .masking import PII_FIELDS, mask_value
 from .quality import quality_signals
@@ -117,6 +118,10 @@ def _has_hole(chars: tuple[Char, ...], start: float, end: float | None = None) -
     return any(b - a > 2.0 * GLYPH for a, b in zip(xs, xs[1:]))
 
 
+def _emittable(text: str, charset: frozenset[str]) -> str:
+    return "".join(c for c in text if c in charset)
+
+
 def _crop(img: np.ndarray, box: np.ndarray) -> np.ndarray:
     from rapidocr.utils.process_img import get_rotate_crop_image
 
@@ -197,6 +202,9 @@ class IdCardReader:
         misprinted = False
         if side == Side.FRONT:
             parsed, flags = parse_front(lines)
+            eth = parsed.get("ethnicity")
+            if eth is None or eth.value not in ETHNICITY_SET:
+                parsed.update(self._ethnicity_from_lexicon(boxes, crops, recs, eth.value if eth else ""))
             misprinted = flags["label_misprinted"]
             if misprinted:
                 reasons.append(Reason.CARD_LABEL_MISPRINTED)
@@ -252,6 +260,36 @@ class IdCardReader:
             cs = tuple(Char(c, conf, x0 + fx * (x1 - x0)) for c, conf, fx in chars)
             out.append(Line(txt, score, (x0, y0, x1, y1), cs))
         return out
+
+    def _ethnicity_from_lexicon(self, boxes: list[np.ndarray], crops: list[np.ndarray],
+                                recs: list[tuple[str, float, tuple]], greedy: str) -> dict[str, Parsed]:
+        """Re-read the ethnicity against the 56 printed names when the greedy read is empty or not
+        one of them: the recogniser leaves rare glyphs unemitted (傈僳 read as nothing, 仡佬 as 佬)
+        although its per-frame output still favours them. The posterior over the list is the
+        confidence, so a doubtful choice stays low and goes to review."""
+        for b, crop, (text, _s, _c) in zip(boxes, crops, recs):
+            t = normalise_text(text)
+            cx, cy = float(b[:, 0].mean()) / CARD_W, float(b[:, 1].mean()) / CARD_H
+            if "族" not in t or not (0.25 < cx < 0.6 and cy < 0.5):
+                continue
+            prefix = t[: t.index("族") + 1]
+            names = [e for e in ETHNICITIES if all(c in self._engine.charset for c in e)]
+            # what was read competes too: wording outside the 56 (穿青人) or a read the list
+            # cannot explain better keeps its own reading (and validation flags it)
+            ll = self._engine.lexicon_log_likelihoods(crop, [prefix + e for e in names] + [prefix + greedy] * bool(greedy))
+            if not np.isfinite(ll).any():
+                return {}
+            post = np.exp(ll - np.logaddexp.reduce(ll))
+            best = int(np.argmax(post))
+            if best == len(names):
+                return {}
+            conf = float(post[best])
+            # a group with a glyph the dictionary lacks (仫 of 仫佬) cannot be scored; when what it
+            # leaves (佬) is inside the winner (仡佬), the two cannot be told apart: review
+            if any(_emittable(e, self._engine.charset) in names[best] for e in ETHNICITIES if e not in names):
+                conf = min(conf, self.config.low_confidence * 0.9)
+            return {"ethnicity": Parsed(names[best], conf)}
+        return {}
 
     def _front_fields(self, parsed: dict[str, Parsed], lines: list[Line]) -> tuple[dict[str, FieldRead], list[Reason]]:
         cfg = self.config

@@ -119,6 +119,44 @@ def test_dropped_last_character_of_a_name_goes_to_review(reader, portrait, name)
     assert got is None or got.value == name or got.confidence < reader.config.low_confidence
 
 
+def test_ethnicity_the_recogniser_leaves_out_is_read_against_the_list(reader, portrait):
+    """傈僳's glyphs are in the dictionary but the greedy read emits nothing for them; scoring the
+    line against the 56 names finds it confidently. Wording outside the list (穿青人) keeps its
+    own reading. 仡佬 (read 佬) and 仫佬 (仫 is outside the dictionary) stay unrecognised readings
+    that validation sends to review: never a confident wrong group."""
+    import dataclasses
+
+    from ocr.ethnicities import ETHNICITY_SET
+
+    base = random_person(np.random.default_rng(11))
+
+    def read(eth: str):
+        res = reader.read(render_front(dataclasses.replace(base, ethnicity=eth), portrait))
+        return res.fields.get("ethnicity"), validate_card(res, None, today=TODAY).reasons
+
+    got, _ = read("傈僳")
+    assert got.value == "傈僳" and got.confidence >= reader.config.low_confidence
+    got, reasons = read("穿青人")
+    assert got.value == "穿青人" and Reason.IDCARD_ETHNICITY_UNKNOWN in reasons
+    for eth in ("仡佬", "仫佬"):
+        got, reasons = read(eth)
+        if got is not None and got.value != eth:
+            assert got.value not in ETHNICITY_SET or got.confidence < reader.config.low_confidence
+            assert Reason.IDCARD_ETHNICITY_UNKNOWN in reasons or Reason.IDCARD_LOW_CONFIDENCE in reasons
+
+
+def test_ctc_log_likelihood_sums_every_alignment():
+    """Two frames, labels [a]: alignments a-a, a-blank, blank-a collapse to "a"."""
+    from ocr.engine import _ctc_log_likelihood
+
+    p = np.array([[0.5, 0.3, 0.2], [0.6, 0.1, 0.3]])  # columns: blank, a, b
+    want = 0.3 * 0.1 + 0.3 * 0.6 + 0.5 * 0.1
+    assert np.isclose(_ctc_log_likelihood(np.log(p), [1]), np.log(want))
+    # "aa" needs a blank between the two a's: impossible in two frames
+    assert _ctc_log_likelihood(np.log(p), [1, 1]) == -np.inf
+    assert np.isclose(_ctc_log_likelihood(np.log(p), [1, 2]), np.log(0.3 * 0.3))
+
+
 def test_check_digit_correction_only_of_one_weak_character(reader):
     from ocr.fields import Char, Parsed
 
