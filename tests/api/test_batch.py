@@ -153,6 +153,9 @@ def test_interrupted_run_resumes_to_the_same_results(batch_input, full_run, tmp_
     proc = subprocess.Popen(
         [*idverify_cmd(), "batch", str(batch_input), "--out", str(out), "--workers", "1", "--progress", "plain"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        # a test run started in the background (`cmd &` without job control) inherits SIGINT
+        # ignored, and Python then never raises KeyboardInterrupt: give the child a terminal's default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 240
