@@ -30,6 +30,8 @@ class DetectorConfig:
     blink_open_ratio: float = 0.80
     blink_min_s: float = 0.0  # a single sampled closed frame counts (fast blinks last ~40-100 ms)
     blink_max_s: float = 0.5  # longer closures are sustained eye closure, not a blink
+    # two closures split by a partial reopening count as two blinks only when both close this far
+    blink_deep_ratio: float = 0.40
     baseline_ear_percentile: float = 80.0  # robust to long closures / downcast eyes (<20 % of time)
     # mouth: lips parted by at least mouth_open of the mouth width, and clearly above the resting
     # level; released below mouth_release; held for at least mouth_min_s
@@ -54,13 +56,18 @@ def ear_baseline(ear: np.ndarray, percentile: float = 80.0) -> float:
 
 
 def detect_blinks(t: Sequence[float], ear: Sequence[float], cfg: DetectorConfig = DetectorConfig()) -> list[Episode]:
-    """Closures of the eyes followed by reopening. NaN = no face in that frame (ends nothing)."""
+    """Closures of the eyes followed by reopening. NaN = no face in that frame (ends nothing).
+
+    A closed stretch runs from the first sample below `blink_close_ratio` to the next sample back
+    above `blink_open_ratio`. Inside it, two deep closures separated by a partial reopening (back
+    above the closing level, not up to the open level) are two blinks: a smiling or squinting
+    subject blinks twice without their eyes ever reaching the open-eye baseline in between.
+    """
     t_arr = np.asarray(t, dtype=np.float64)
     e = np.asarray(ear, dtype=np.float64)
     base = ear_baseline(e, cfg.baseline_ear_percentile)
     if base <= 0:
         return []
-    dt = _frame_dt(t_arr)
     r = e / base
     out: list[Episode] = []
     i, n = 0, len(r)
@@ -74,16 +81,48 @@ def detect_blinks(t: Sequence[float], ear: Sequence[float], cfg: DetectorConfig 
         while j + 1 < n and (not np.isfinite(r[j + 1]) or r[j + 1] < cfg.blink_open_ratio):
             j += 1
         reopened = j + 1 < n and np.isfinite(r[j + 1]) and r[j + 1] >= cfg.blink_open_ratio
-        closed = [k for k in range(i, j + 1) if np.isfinite(r[k]) and r[k] < cfg.blink_close_ratio]
-        # duration of the closure: from the first to the last closed sample, plus one frame
-        dur = t_arr[closed[-1]] - t_arr[closed[0]] + dt
-        if opened_before and reopened and cfg.blink_min_s <= dur <= cfg.blink_max_s:
-            k = min(closed, key=lambda q: r[q])
-            depth = float(r[k])
-            score = float(np.clip((cfg.blink_open_ratio - depth) / cfg.blink_open_ratio, 0.0, 1.0))
-            out.append(Episode("blink", float(t_arr[closed[0]]), float(t_arr[closed[-1]]), float(t_arr[k]), depth, score))
+        if opened_before and reopened:
+            for run in _closure_runs(r, i, j, cfg):
+                dur = _closure_duration(t_arr, r, run, cfg.blink_close_ratio)
+                if cfg.blink_min_s <= dur <= cfg.blink_max_s:
+                    k = min(run, key=lambda q: r[q])
+                    depth = float(r[k])
+                    score = float(np.clip((cfg.blink_open_ratio - depth) / cfg.blink_open_ratio, 0.0, 1.0))
+                    out.append(Episode("blink", float(t_arr[run[0]]), float(t_arr[run[-1]]), float(t_arr[k]), depth, score))
         i = j + 1
     return out
+
+
+def _closure_runs(r: np.ndarray, i: int, j: int, cfg: DetectorConfig) -> list[list[int]]:
+    """The closed samples of stretch i..j, split at partial reopenings when every part is deep."""
+    runs: list[list[int]] = [[]]
+    for k in range(i, j + 1):
+        if not np.isfinite(r[k]):
+            continue
+        if r[k] < cfg.blink_close_ratio:
+            runs[-1].append(k)
+        elif runs[-1]:
+            runs.append([])
+    runs = [x for x in runs if x]
+    if len(runs) > 1 and all(min(r[k] for k in x) <= cfg.blink_deep_ratio for x in runs):
+        return runs
+    return [[k for x in runs for k in x]]
+
+
+def _closure_duration(t: np.ndarray, r: np.ndarray, run: list[int], level: float) -> float:
+    """Time between the downward and the upward crossing of `level`, interpolated between samples
+    (counting whole frames overstates a 15 fps blink by up to 67 ms)."""
+
+    def cross(a: int, b: int, default: float) -> float:
+        if not (0 <= a < len(r) and 0 <= b < len(r)) or not (np.isfinite(r[a]) and np.isfinite(r[b])) or r[a] == r[b]:
+            return default
+        f = float(np.clip((r[a] - level) / (r[a] - r[b]), 0.0, 1.0))
+        return float(t[a] + f * (t[b] - t[a]))
+
+    first, last = run[0], run[-1]
+    start = cross(first - 1, first, float(t[first]))
+    end = cross(last, last + 1, float(t[last]))
+    return max(end - start, 0.0)
 
 
 def detect_mouth(t: Sequence[float], mouth: Sequence[float], cfg: DetectorConfig = DetectorConfig()) -> list[Episode]:

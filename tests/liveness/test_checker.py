@@ -107,18 +107,20 @@ def test_dinoman_has_exactly_two_blinks(checker, clip, labels):
     assert all(any(abs(e.peak_s - t) < 0.2 for e in a.episodes["blink"]) for t in truth)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: 12 of 14 counted; the two blinks while smiling/squinting "
-                   "at 9.7-10.4 s never reach the open-eye baseline between closures")
 def test_d9_blinks_counted_within_one(checker, clip, labels):
     truth = sum(e["action"] == "blink" for e in labels["liveportrait_d9.mp4"]["events"])
     r = _check(checker, clip, "liveportrait_d9.mp4", [B])
     assert abs(r.signals_summary["blink_count"] - truth) <= 1
 
 
-def test_d9_blinks_counted_within_three(checker, clip, labels):
-    truth = sum(e["action"] == "blink" for e in labels["liveportrait_d9.mp4"]["events"])
-    r = _check(checker, clip, "liveportrait_d9.mp4", [B])
-    assert abs(r.signals_summary["blink_count"] - truth) <= 3
+def test_d9_blinks_are_the_labelled_ones(checker, clip, labels):
+    # the two blinks while smiling/squinting at 9.7-10.4 s (eyes never back to the open-eye
+    # baseline in between) and the 0.44 s blink of the grimace at 17.3 s included
+    truth = [e for e in labels["liveportrait_d9.mp4"]["events"] if e["action"] == "blink"]
+    _f, a = clip("liveportrait_d9.mp4")
+    found = [e.peak_s for e in a.episodes["blink"]]
+    hits = [e for e in truth if any(e["start_s"] - 0.2 <= p <= e["end_s"] + 0.2 for p in found)]
+    assert len(hits) >= len(truth) - 1, (found, truth)
 
 
 def _slice(seq: FrameSequence, t0: float, t1: float) -> FrameSequence:

@@ -17,6 +17,27 @@ def test_blink_vs_sustained_closure():
     assert len(eps) == 1 and abs(eps[0].start_s - 10 / FPS) < 1e-9 and 0 < eps[0].score <= 1
 
 
+def test_two_blinks_without_full_reopening_between_them():
+    # a squinting subject: closed, back above the closing level (not up to the open level), closed
+    r = [1.0, 1.0, 0.36, 0.10, 0.09, 0.22, 0.56, 0.66, 0.68, 0.15, 0.12, 0.17, 0.55, 0.74, 0.82, 1.0, 1.0]
+    eps = detect_blinks(_t(len(r)), 0.3 * np.array(r))
+    assert [round(e.peak_s * FPS) for e in eps] == [4, 10]
+    # the same dip pattern that never closes deeply in between parts stays one (too long) closure
+    shallow = [1.0, 1.0, 0.6, 0.6, 0.6, 0.6, 0.6, 0.66, 0.68, 0.6, 0.6, 0.6, 0.6, 0.6, 0.9, 1.0, 1.0]
+    assert detect_blinks(_t(len(shallow)), 0.3 * np.array(shallow)) == []
+
+
+def test_blink_duration_is_interpolated_between_samples():
+    # eight closed samples at 15 fps (533 ms counting whole frames) whose neighbours cross the
+    # closing level within 2 ms of them: a 0.47 s blink, not a sustained closure
+    r = [1.0, 1.0, 0.64] + [0.1] * 6 + [0.64, 1.0, 1.0]
+    (e,) = detect_blinks(_t(len(r)), 0.3 * np.array(r))
+    assert e.start_s == 2 / FPS and e.end_s == 9 / FPS
+    # two more closed samples: 0.6 s, too long for a blink
+    r = [1.0, 1.0, 0.64] + [0.1] * 8 + [0.64, 1.0, 1.0]
+    assert detect_blinks(_t(len(r)), 0.3 * np.array(r)) == []
+
+
 def test_blink_needs_reopening_and_nan_is_no_face():
     ear = np.full(30, 0.30)
     ear[25:] = 0.05  # closes at the end, never reopens
