@@ -61,6 +61,7 @@ class OcrEngine:
         # (a clean render: × 0.61, or X 0.84 + x 0.15): the same split, folded the same way
         pairs += [(index[c], index["X"]) for c in ("×", "x") if c in index and "X" in index]
         self._index = index
+        self._is_space = np.array([c.isspace() for c in chars], bool)
         self._fold_src = np.array([a for a, _ in pairs], np.int64)
         self._fold_dst = np.array([b for _, b in pairs], np.int64)
         self.model_ids = {n: registry.spec(n).model_id for n in ("ocr_det", "ocr_cls", "ocr_rec")}
@@ -105,10 +106,9 @@ class OcrEngine:
         return res, (time.perf_counter() - t) * 1000
 
 
-    def lexicon_log_likelihoods(self, crop: np.ndarray, candidates: list[str]) -> np.ndarray:
-        """log P(text | crop) of each candidate under the recogniser's CTC output (the sum over all
-        alignments, not the greedy path); -inf for a candidate with a character outside the
-        dictionary. For closed vocabularies, where the greedy read dropped glyphs (傈僳 -> "")."""
+    def _frame_probs(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
+        """The recogniser's per-frame class probabilities for one crop, compatibility forms folded,
+        and the fraction of the frames the crop fills (the rest is padding)."""
         rec = self._rec
         _, img_h, img_w = rec.rec_image_shape[:3]
         ratio = max(img_w / img_h, crop.shape[1] / float(crop.shape[0]))
@@ -117,12 +117,31 @@ class OcrEngine:
             preds = rec.session(norm)
         np.add.at(preds, (slice(None), slice(None), self._fold_dst), preds[:, :, self._fold_src])
         preds[:, :, self._fold_src] = 0.0
-        logp = np.log(np.clip(preds[0], 1e-30, None))
+        return preds[0], crop.shape[1] / float(crop.shape[0]) / ratio
+
+    def lexicon_log_likelihoods(self, crop: np.ndarray, candidates: list[str]) -> np.ndarray:
+        """log P(text | crop) of each candidate under the recogniser's CTC output (the sum over all
+        alignments, not the greedy path); -inf for a candidate with a character outside the
+        dictionary. For closed vocabularies, where the greedy read dropped glyphs (傈僳 -> "")."""
+        logp = np.log(np.clip(self._frame_probs(crop)[0], 1e-30, None))
         out = np.full(len(candidates), -np.inf)
         for k, text in enumerate(candidates):
             if all(c in self._index for c in text):
                 out[k] = _ctc_log_likelihood(logp, [self._index[c] for c in text])
         return out
+
+    def recognise_within(self, crop: np.ndarray, allowed: str) -> tuple[str, float, tuple]:
+        """Greedy read of a crop whose text can only use `allowed` characters (the ID number line).
+
+        Where the free read emitted a character outside the set (a 4 read as L), the glyph is
+        still there: that frame takes the best allowed character, never the blank, with its own
+        (low) probability as confidence, so the field stays doubtful instead of losing a digit.
+        """
+        probs, used = self._frame_probs(crop)
+        allowed_mask = np.zeros(probs.shape[1], bool)
+        allowed_mask[[self._index[c] for c in allowed if c in self._index]] = True
+        masked = restrict_frames(probs, allowed_mask, self._is_space)
+        return self._decode(masked, used)
 
     def _decode(self, probs: np.ndarray, used: float) -> tuple[str, float, tuple]:
         """Greedy CTC decode. A character's confidence is its best frame within its run (the first
@@ -146,6 +165,19 @@ class OcrEngine:
         text = "".join(c for c, _, _ in out)
         score = float(np.mean([c for _, c, _ in out])) if out else 0.0
         return text, score, tuple(out)
+
+
+def restrict_frames(probs: np.ndarray, allowed: np.ndarray, space: np.ndarray) -> np.ndarray:
+    """Per-frame probabilities with every class outside `allowed` (and blank, 0) zeroed. A frame
+    the free read gave to a foreign character loses its blank too: a glyph is there, so it becomes
+    the best allowed character. A space is a gap like the blank and never forces a character."""
+    free = probs.argmax(axis=1)
+    foreign = (free != 0) & ~allowed[free] & ~space[free]
+    keep = allowed.copy()
+    keep[0] = True
+    masked = np.where(keep[None, :], probs, 0.0)
+    masked[foreign, 0] = 0.0
+    return masked
 
 
 def _ctc_log_likelihood(logp: np.ndarray, labels: list[int]) -> float:

@@ -122,6 +122,17 @@ def _norm_line(l: Line) -> Line:
     return Line(normalise_text(l.text), l.conf, l.box, chars)
 
 
+# what the number line may hold: the digits, the check character, and its label when the detector
+# merged the two (printed or misprinted wording)
+NUMBER_LINE_CHARS = "0123456789X" + "".join(sorted(set("公民身份号码证")))
+
+
+def looks_like_number_line(text: str, cy: float) -> bool:
+    """The ID number's line: 15+ digit-like characters in the lower part of the portrait side."""
+    digits = re.sub(r"[^0-9X]", "", normalise_text(text).upper().translate(_DIGIT_LIKE))
+    return len(digits) >= 15 and cy > 0.6
+
+
 def parse_front(lines: list[Line]) -> tuple[dict[str, Parsed], dict[str, bool]]:
     """Fields of the portrait side, and layout flags (e.g. the misprinted number label)."""
     lines = [_norm_line(l) for l in lines if not is_portrait_area(l)]
@@ -131,8 +142,7 @@ def parse_front(lines: list[Line]) -> tuple[dict[str, Parsed], dict[str, bool]]:
     # ID number: the line with 15+ digits, anywhere in the lower part
     num_line = None
     for l in sorted(lines, key=lambda l: -l.cy):
-        digits = re.sub(r"[^0-9X]", "", l.text.upper().translate(_DIGIT_LIKE))
-        if len(digits) >= 15 and l.cy > 0.6:
+        if looks_like_number_line(l.text, l.cy):
             num_line = l
             break
     if num_line is not None:

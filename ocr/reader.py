@@ -19,7 +19,8 @@ from models.reasons import Reason
 from . import geometry
 from .engine import OcrEngine
 from .ethnicities import ETHNICITIES, ETHNICITY_SET
-from .fields import Char, Line, Parsed, normalise_text, parse_back, parse_front, side_scores
+from .fields import (NUMBER_LINE_CHARS, Char, Line, Parsed, looks_like_number_line, normalise_text, parse_back,
+                     parse_front, side_scores)
 from .idnumber import single_substitutions, validate_id_number
 from .masking import PII_FIELDS, mask_value
 from .quality import quality_signals
@@ -185,6 +186,11 @@ class IdCardReader:
             code = Reason.CARD_NOT_ID_CARD if lines else Reason.CARD_NOT_FOUND
             return self._empty(code, t0, timings, quality=quality_signals(card))
         side = Side.FRONT if front_score >= back_score else Side.BACK
+        if side == Side.FRONT:
+            reread = self._reread_number_line(boxes, crops, recs)
+            if reread is not recs:
+                recs = reread
+                lines = self._lines(boxes, recs)
         if expected_side is not None and side != expected_side:
             reasons.append(Reason.CARD_WRONG_SIDE)
 
@@ -260,6 +266,29 @@ class IdCardReader:
             cs = tuple(Char(c, conf, x0 + fx * (x1 - x0)) for c, conf, fx in chars)
             out.append(Line(txt, score, (x0, y0, x1, y1), cs))
         return out
+
+    def _reread_number_line(self, boxes: list[np.ndarray], crops: list[np.ndarray],
+                            recs: list[tuple[str, float, tuple]]) -> list[tuple[str, float, tuple]]:
+        """The number line read again within its own alphabet when the free read holds fewer than
+        18 number characters and something else (a 4 read as L left 17 digits): taken only when
+        that gives exactly 18, the model's best digit at its own low confidence, so validation and
+        the policy see a doubtful whole number, not a short one. A stray mark beside a whole
+        number (g before 18 digits) is never turned into a 19th digit."""
+
+        def number_chars(text: str) -> int:
+            return sum(c in "0123456789X" for c in normalise_text(text).upper())
+
+        out = None
+        for i, (b, crop, (text, _s, _c)) in enumerate(zip(boxes, crops, recs)):
+            t = normalise_text(text).upper()
+            if not (looks_like_number_line(t, float(b[:, 1].mean()) / CARD_H) and number_chars(t) < 18
+                    and any(c not in NUMBER_LINE_CHARS for c in t)):
+                continue
+            again = self._engine.recognise_within(crop, NUMBER_LINE_CHARS)
+            if number_chars(again[0]) == 18:
+                out = out or list(recs)
+                out[i] = again
+        return recs if out is None else out
 
     def _ethnicity_from_lexicon(self, boxes: list[np.ndarray], crops: list[np.ndarray],
                                 recs: list[tuple[str, float, tuple]], greedy: str) -> dict[str, Parsed]:

@@ -145,6 +145,47 @@ def test_ethnicity_the_recogniser_leaves_out_is_read_against_the_list(reader, po
             assert Reason.IDCARD_ETHNICITY_UNKNOWN in reasons or Reason.IDCARD_LOW_CONFIDENCE in reasons
 
 
+def test_number_line_with_a_letter_is_read_again_within_digits(reader, portrait):
+    """In this render the free read of the number line ends '...29867L' (the last 4 read as L):
+    the number would lose a digit. Read within the digits and X, it is whole, and the glyph the
+    model doubted keeps a low confidence (review), never a confident number."""
+    rng = np.random.default_rng(4242)  # the OCR benchmark's seed: its 5th person (张海艳)
+    p = [random_person(rng) for _ in range(5)][-1]
+    assert p.id_number == "150925196704298674"
+    img = render_front(p, portrait)
+    card = img  # a tight render: the reader uses it whole
+    boxes, _ = reader._engine.detect(card)
+    from ocr.reader import _crop
+
+    crops = [_crop(card, b) for b in boxes]
+    free = [t for t, _s, _c in reader._engine.recognise(crops)[0]]
+    assert any(t.startswith("150925196704298") and not t[15:].isdigit() for t in free), free
+    res = reader.read(img, expected_side=Side.FRONT)
+    num = res.fields["id_number"]
+    assert num.value == "150925196704298674"
+    assert num.confidence < reader.config.low_confidence and Reason.IDCARD_LOW_CONFIDENCE in res.reasons
+
+
+def test_reading_within_an_alphabet_never_drops_or_invents_a_glyph(reader):
+    """A frame the free read gave to a foreign character (L) takes the best allowed one (4, at its
+    own probability); blank and space frames stay gaps."""
+    from ocr.engine import restrict_frames
+
+    eng = reader._engine
+    chars = eng._rec.postprocess_op.character
+    idx = {c: i for i, c in enumerate(chars)}
+    probs = np.full((6, len(chars)), 1e-6)
+    for f, (c, pc) in enumerate([("1", 0.9), (None, 0.9), ("L", 0.6), (None, 0.9), (" ", 0.8), ("2", 0.9)]):
+        probs[f, 0 if c is None else idx[c]] = pc
+    probs[2, idx["4"]] = 0.3
+    probs[2, 0] = 0.1  # the blank was the third choice on the L frame
+    assert eng._decode(probs, 1.0)[0] == "1L2"
+    allowed = np.zeros(len(chars), bool)
+    allowed[[idx[c] for c in "0123456789X"]] = True
+    text, _score, got = eng._decode(restrict_frames(probs, allowed, eng._is_space), 1.0)
+    assert text == "142" and abs(got[1][1] - 0.3) < 1e-9
+
+
 def test_ctc_log_likelihood_sums_every_alignment():
     """Two frames, labels [a]: alignments a-a, a-blank, blank-a collapse to "a"."""
     from ocr.engine import _ctc_log_likelihood
