@@ -114,6 +114,36 @@ async def _send_error(send: Send, status: int, code: Reason, detail: str) -> Non
     await send({"type": "http.response.body", "body": body})
 
 
+class ContainErrorsMiddleware:
+    """The outermost layer: an unexpected exception becomes the one-shape 500 here and goes no
+    further. Starlette's own error middleware would answer the same but then re-raise, and the
+    server would print the whole traceback, whose messages can quote an applicant's input."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # type name only: exception messages can quote input values
+            log.error("unhandled %s on %s %s", type(exc).__name__, scope.get("method", ""), scope.get("path", ""))
+            if started:
+                return  # the status is already on the wire; the client sees a cut response
+            await _send_error(send, 500, Reason.INTERNAL_ERROR, "internal error; it has been logged")
+
+
 class MetricsMiddleware:
     """Request counts and latencies by route template (never the raw path: it holds ids)."""
 
@@ -265,6 +295,7 @@ def create_app(settings: Settings | None = None, *, engines: Any = None) -> Fast
     mount_review_ui(app, ctx)
     app.add_middleware(BodyLimitMiddleware, limit=max_request_bytes(settings))
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+    app.add_middleware(ContainErrorsMiddleware)  # added last: the outermost of ours
     return app
 
 

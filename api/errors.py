@@ -90,9 +90,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         # field locations only: the input values may be an applicant's name or ID number
-        where = sorted({".".join(str(p) for p in e.get("loc", ()) if p != "body") for e in exc.errors()})
-        detail = "invalid or missing fields: " + ", ".join(w for w in where if w) if where else "invalid request"
-        return JSONResponse(error_body(Reason.INPUT_INVALID, detail[:500]), status_code=422)
+        errors = exc.errors()
+        where = sorted({".".join(str(p) for p in e.get("loc", ()) if p != "body") for e in errors})
+        # only absent fields: the same code as an absent capture or card side (input.missing)
+        missing = bool(errors) and all(e.get("type") == "missing" for e in errors)
+        label = "missing fields: " if missing else "invalid or missing fields: "
+        detail = label + ", ".join(w for w in where if w) if where else "invalid request"
+        code = Reason.INPUT_MISSING if missing else Reason.INPUT_INVALID
+        return JSONResponse(error_body(code, detail[:500]), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

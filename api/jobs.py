@@ -133,6 +133,9 @@ def run_verification_job(ctx: ApiContext, files: Mapping[str, IO[bytes] | None],
         try:
             inp = _decode_inputs(ctx, files, p)
             report = run_verification(engines, inp)
+            # inside the try: a failure while storing must still end the row as failed, never leave
+            # it "processing" (undeletable) with the error unreported
+            _persist(ctx, vid, report)
         except IdvError as exc:
             exc.verification_id = vid  # type: ignore[attr-defined]
             _fail(ctx, vid, exc, _status_for(exc))
@@ -145,7 +148,6 @@ def run_verification_job(ctx: ApiContext, files: Mapping[str, IO[bytes] | None],
             log.error("verification %s failed: %s", vid, type(exc).__name__)
             err.verification_id = vid  # type: ignore[attr-defined]
             raise err from None
-        _persist(ctx, vid, report)
     finally:
         ctx.metrics.in_progress.dec()
 
@@ -153,12 +155,16 @@ def _persist(ctx: ApiContext, vid: str, report: Any) -> None:
     """Evidence to the encrypted store, the masked result to the row; a case for review, an outbox
     webhook row for a final decision — all in one transaction."""
     ev = ctx.evidence
-    evidence_ids = {name: ev.put_image(img) for name, img in report.evidence.items()}
-    full = report.to_dict(mask_pii=False)
-    pii_id = ev.put_json({"fields": full["fields"], "stages": full["stages"]})
     outcome = report.decision.outcome.value
-    stored = [*evidence_ids.values(), pii_id]
+    stored: list[str] = []
     try:
+        evidence_ids: dict[str, str] = {}
+        for name, img in report.evidence.items():
+            evidence_ids[name] = ev.put_image(img)
+            stored.append(evidence_ids[name])
+        full = report.to_dict(mask_pii=False)
+        pii_id = ev.put_json({"fields": full["fields"], "stages": full["stages"]})
+        stored.append(pii_id)
         with unit_of_work(ctx.session_factory) as s:
             # row-locked (PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE): of two runs of one
             # queued job (a redelivered message), only the first to get here records the decision

@@ -28,6 +28,7 @@ DEFAULT_MAX_SECONDS = 30.0
 DEFAULT_MAX_FRAMES = 2000
 DEFAULT_MAX_BYTES = 60 * 2**20
 DEFAULT_MAX_PIXELS = 4096 * 2304  # DCI/UHD 4K fits; an 8K or a crafted 20k x 20k header does not
+MAX_VIDEO_SIDE = 4096  # 4K either way up; a 65536 x 64 stream fits the pixel budget but no camera makes it
 DEFAULT_SAMPLE_FPS = 15.0
 DEFAULT_ANALYSIS_SIZE = 480
 DEFAULT_FRAMES_FPS = 10.0  # a frame folder/zip carries no timing; the caller should say
@@ -305,9 +306,10 @@ def _decode_video(path: Path, *, max_seconds, max_frames, max_pixels, sample_fps
             raise InputError(Reason.LIVENESS_VIDEO_UNREADABLE, "the video could not be opened (corrupt or unsupported codec)")
         w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
-        if w * h > max_pixels:
+        if w * h > max_pixels or max(w, h) > MAX_VIDEO_SIDE:
             raise InputError(
-                Reason.INPUT_TOO_MANY_PIXELS, f"the video is {w}x{h}; at most {max_pixels} pixels a frame"
+                Reason.INPUT_TOO_MANY_PIXELS,
+                f"the video is {w}x{h}; at most {max_pixels} pixels a frame and {MAX_VIDEO_SIDE} a side",
             )
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         fps_known = math.isfinite(fps) and 1.0 <= fps <= 240.0

@@ -17,6 +17,10 @@ from .reasons import Reason
 
 DEFAULT_MAX_PIXELS = 50_000_000  # a 48-MP phone photo fits; a 20k x 20k bomb does not
 DEFAULT_MAX_BYTES = 30 * 1024 * 1024
+# No photo of a card or a face is this long on one side (a 200-MP sensor is 16320 px wide), and
+# JPEG cannot store more than 65500: a 70000 x 20 strip is small in pixels but unusable and
+# would fail later, when the evidence is encoded for storage.
+MAX_SIDE = 20_000
 
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "jpeg"),
@@ -75,6 +79,10 @@ def decode_image(
             if w * h > max_pixels:
                 raise InputError(
                     Reason.INPUT_TOO_MANY_PIXELS, f"{what} is {w}x{h} pixels; limit {max_pixels} pixels"
+                )
+            if max(w, h) > MAX_SIDE:
+                raise InputError(
+                    Reason.INPUT_TOO_MANY_PIXELS, f"{what} is {w}x{h} pixels; at most {MAX_SIDE} pixels a side"
                 )
             if w < 16 or h < 16:
                 raise InputError(Reason.INPUT_TOO_SMALL, f"{what} is {w}x{h} pixels; too small to use")

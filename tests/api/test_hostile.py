@@ -194,3 +194,73 @@ def test_declared_fields_bounded(api: ApiEnv) -> None:
     r = _post(api, verify_files(api), data={"declared_name": "张" * 500})
     assert r.status_code == 422 and _shape(r)["type"] == "input.invalid"
     assert "张张" not in r.text  # the value is never echoed back
+
+
+def test_long_thin_image_is_refused_before_it_reaches_storage(api: ApiEnv) -> None:
+    """70000 x 20: 1.4 MP (under the pixel limit) but wider than JPEG can store; once a 500 that
+    left the verification 'processing' for good."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (70000, 20), 128).save(buf, format="PNG")
+    r = _post(api, {**verify_files(api), "id_front": ("f.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 413 and _shape(r)["type"] == "input.too_many_pixels"
+    assert "70000x20" in r.json()["detail"]
+
+
+def test_failure_while_storing_evidence_ends_failed_with_nothing_left(api: ApiEnv, monkeypatch) -> None:
+    """Fault injection: the encrypted store fails after its first image. The caller gets a 500 in
+    the error shape naming the verification; the row is failed (not stuck 'processing'), can be
+    deleted, and no ciphertext of it stays on disk."""
+    store_dir = api.ctx.evidence.store.directory
+    before = {p for p in store_dir.rglob("*") if p.is_file()}
+    real_put = api.ctx.evidence.put_image
+    calls = []
+
+    def failing_put(img):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError("disk full")
+        return real_put(img)
+
+    monkeypatch.setattr(api.ctx.evidence, "put_image", failing_put)
+    r = _post(api, verify_files(api))
+    body = _shape(r)
+    assert r.status_code == 500 and body["type"] == "server.internal_error" and body["verification_id"]
+    assert "disk full" not in r.text
+    monkeypatch.undo()
+    vid = body["verification_id"]
+    got = api.client.get(f"/v1/verifications/{vid}", headers=api.auth())
+    assert got.status_code == 200 and got.json()["status"] == "failed", got.json()
+    assert {p for p in store_dir.rglob("*") if p.is_file()} == before
+    assert api.client.delete(f"/v1/verifications/{vid}", headers=api.auth()).status_code == 204
+
+
+def test_unexpected_exception_is_contained_without_traceback_or_input(api: ApiEnv, monkeypatch, caplog) -> None:
+    """Fault injection: a bug raising with an applicant's data in its message. The answer is the
+    one-shape 500; the exception goes no further than the app (the server would print its whole
+    traceback), and no log line carries the message."""
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from api import routes_challenges
+
+    def broken(**_kw):
+        raise ValueError("张三 11010519491231002X")
+
+    monkeypatch.setattr(routes_challenges, "issue_challenge", broken)
+    caplog.set_level(logging.DEBUG)
+    client = TestClient(api.client.app, raise_server_exceptions=True)  # would raise if it escaped
+    r = client.post("/v1/challenges", headers=api.auth())
+    assert r.status_code == 500 and _shape(r)["type"] == "server.internal_error"
+    logged = "\n".join(rec.getMessage() + (str(rec.exc_info) if rec.exc_info else "") for rec in caplog.records)
+    assert "ValueError" in logged and "张三" not in logged and "11010519491231002X" not in logged
+
+
+def test_absent_required_part_is_input_missing(api: ApiEnv) -> None:
+    files = verify_files(api)
+    del files["id_front"]
+    r = _post(api, files)
+    body = _shape(r)
+    assert r.status_code == 422 and body["type"] == "input.missing" and "id_front" in body["detail"]
