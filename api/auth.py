@@ -6,7 +6,8 @@ password hash (argon2) would only add CPU to every request without adding securi
 nobody can guess. Reviewer sessions are separate (review_queue's UI has its own login).
 
 Development mode also accepts one documented fixed key (`IDV_DEV_API_KEY`, default
-`DEV_API_KEY` below) for the client `dev` with every scope; production mode refuses it.
+`DEV_API_KEY` below) for the client `dev` with the default scopes (not `pii:read`: what a developer
+tries first shows masked data, as an app's key does); production mode refuses it.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def authenticate(session: Session, presented: str | None, *, dev_key: str | None
     if not presented:
         raise AuthError(Reason.AUTH_MISSING, "send the API key as 'Authorization: Bearer <key>'")
     if dev_key and hmac.compare_digest(presented.encode(), dev_key.encode()):
-        return Principal(client_id=DEV_CLIENT_ID, key_id="dev", scopes=frozenset(ALL_SCOPES))
+        return Principal(client_id=DEV_CLIENT_ID, key_id="dev", scopes=frozenset(DEFAULT_SCOPES))
     m = _KEY_RE.match(presented)
     if not m:
         raise AuthError(Reason.AUTH_INVALID, "the API key is malformed or unknown")

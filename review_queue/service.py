@@ -57,10 +57,14 @@ class ReviewConfig:
     four_eyes_reject: bool = False
     max_note_chars: int = 500
     webhook_url: str = ""  # when set, a decision queues a webhook delivery in the same transaction
-    # password guessing: after this many failed logins for one username within the window, further
-    # attempts are refused unchecked until the window passes. Counted from the audit log, so it
-    # holds across API processes and restarts.
+    # password guessing: after this many failed logins for one username from one client address
+    # within the window, that client's attempts are refused unchecked until the window passes.
+    # Counted from the audit log, so it holds across API processes and restarts. Per client, so a
+    # stranger's wrong guesses cannot lock the real reviewer out; and once the account has
+    # account_failure_factor times as many failures from anywhere, every client that has failed
+    # once is refused too (a spread-out guesser gets one try per fresh address).
     max_failed_logins: int = 5
+    account_failure_factor: int = 10
     failed_login_window: dt.timedelta = dt.timedelta(minutes=15)
 
     @classmethod
@@ -170,18 +174,22 @@ class ReviewService:
         self._audit("system", None, "reviewer_created", None, {"reviewer_id": r.id, "role": role})
         return r
 
-    def authenticate(self, *, username: str, password: str) -> Reviewer:
+    def authenticate(self, *, username: str, password: str, client: str = "") -> Reviewer:
+        actor = username[:64] or "?"
+        client = client[:64]
         since = self.clock() - self.config.failed_login_window
-        failures = self.session.scalar(
-            select(func.count()).select_from(AuditEvent).where(
-                AuditEvent.action == "login_failed", AuditEvent.actor == (username[:64] or "?"), AuditEvent.at > since
-            )
-        )
-        if failures >= self.config.max_failed_logins:
-            self._audit(username[:64] or "?", None, "login_throttled", None, {})
+        cap = self.config.max_failed_logins * self.config.account_failure_factor
+        recent = self.session.scalars(
+            select(AuditEvent.detail).where(
+                AuditEvent.action == "login_failed", AuditEvent.actor == actor, AuditEvent.at > since
+            ).limit(cap)
+        ).all()
+        mine = sum(1 for d in recent if (d or {}).get("client", "") == client)
+        if mine >= self.config.max_failed_logins or (len(recent) >= cap and mine > 0):
+            self._audit(actor, None, "login_throttled", None, {"client": client})
             raise IdvError(
                 Reason.REVIEW_LOGIN_THROTTLED,
-                f"too many failed logins for this account; try again in {int(self.config.failed_login_window.total_seconds() // 60)} minutes",
+                f"too many failed logins for this account from here; try again in {int(self.config.failed_login_window.total_seconds() // 60)} minutes",
                 status_code=429,
             )
         r = self.session.scalar(select(Reviewer).where(Reviewer.username == username))
@@ -191,9 +199,9 @@ class ReviewService:
                 raise VerifyMismatchError
             _hasher.verify(r.password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
-            self._audit(username[:64] or "?", None, "login_failed", None, {})
+            self._audit(actor, None, "login_failed", None, {"client": client})
             raise IdvError(Reason.REVIEW_LOGIN_FAILED, "wrong username or password", status_code=401) from None
-        self._audit(r.username, r.id, "login", None, {})
+        self._audit(r.username, r.id, "login", None, {"client": client})
         return r
 
     def reviewer(self, reviewer_id: int) -> Reviewer | None:

@@ -174,7 +174,8 @@ def make_review_router(
         check_csrf(sess, csrf_token)
         with ctx.factory() as s:
             try:
-                r = ctx.service(s).authenticate(username=username[:64], password=password[:1024])
+                client = request.client.host if request.client else ""
+                r = ctx.service(s).authenticate(username=username[:64], password=password[:1024], client=client)
             except IdvError as e:
                 s.commit()  # keep the audit row of the failed attempt
                 return page(request, "login.html", sess, status_code=e.status_code, error=e.detail, me=None)

@@ -32,6 +32,17 @@ def test_create_api_key_stores_only_a_hash(tmp_path) -> None:
         authenticate(s, key, dev_key=None)
 
 
+def test_dev_key_never_reads_pii(tmp_path) -> None:
+    from api.app import build_context
+    from api.auth import DEV_API_KEY, SCOPE_CREATE, SCOPE_PII, authenticate
+    from api.settings import Settings
+
+    ctx = build_context(Settings(data_dir=tmp_path))
+    with ctx.session_factory() as s:
+        p = authenticate(s, DEV_API_KEY, dev_key=DEV_API_KEY)
+    assert SCOPE_CREATE in p.scopes and SCOPE_PII not in p.scopes
+
+
 def test_dev_key_only_in_development(tmp_path) -> None:
     from pydantic import ValidationError
 

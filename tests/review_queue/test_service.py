@@ -50,26 +50,47 @@ def test_create_reviewer_and_authenticate(factory):
         assert ei.value.code is R.REVIEW_LOGIN_FAILED and ei.value.detail == "wrong username or password"
 
 
-def test_password_guessing_is_throttled_per_account(factory):
-    """Five failures in the window lock the account's logins, even with the right password; other
-    accounts are untouched; once the window has passed the right password works again."""
+def test_password_guessing_is_throttled_per_account_and_client(factory):
+    """Five failures from one client in the window lock that client out of the account, even with
+    the right password; the reviewer at another address still logs in (a stranger cannot lock
+    them out); other accounts are untouched; once the window has passed the right password works
+    again from the guessing client too."""
     with unit_of_work(factory) as s:
         ReviewService(s).create_reviewer(username="dave", password=PW)
         ReviewService(s).create_reviewer(username="erin", password=PW)
     codes = []
     for _ in range(6):
         with unit_of_work(factory) as s, pytest.raises(IdvError) as ei:
-            ReviewService(s).authenticate(username="dave", password="guess")
+            ReviewService(s).authenticate(username="dave", password="guess", client="203.0.113.9")
         codes.append(ei.value.code)
     assert codes == [R.REVIEW_LOGIN_FAILED] * 5 + [R.REVIEW_LOGIN_THROTTLED] and ei.value.status_code == 429
     with unit_of_work(factory) as s, pytest.raises(IdvError) as ei:
-        ReviewService(s).authenticate(username="dave", password=PW)
+        ReviewService(s).authenticate(username="dave", password=PW, client="203.0.113.9")
     assert ei.value.code is R.REVIEW_LOGIN_THROTTLED
     with unit_of_work(factory) as s:
-        assert ReviewService(s).authenticate(username="erin", password=PW).username == "erin"
+        assert ReviewService(s).authenticate(username="dave", password=PW, client="10.0.0.5").username == "dave"
+        assert ReviewService(s).authenticate(username="erin", password=PW, client="203.0.113.9").username == "erin"
     later = lambda: utcnow() + dt.timedelta(minutes=16)  # noqa: E731
     with unit_of_work(factory) as s:
-        assert ReviewService(s, clock=later).authenticate(username="dave", password=PW).username == "dave"
+        assert ReviewService(s, clock=later).authenticate(username="dave", password=PW, client="203.0.113.9").username == "dave"
+
+
+def test_guessing_spread_over_many_clients_is_capped_for_the_account(factory):
+    """Past 10 x 5 failures on one account from anywhere, any client that has failed once is
+    refused; a client with no failure (the reviewer) still gets its attempt."""
+    with unit_of_work(factory) as s:
+        svc = ReviewService(s)
+        svc.create_reviewer(username="fay", password=PW)
+        cfg = svc.config
+    n = cfg.max_failed_logins * cfg.account_failure_factor
+    for i in range(n):
+        with unit_of_work(factory) as s, pytest.raises(IdvError):
+            ReviewService(s).authenticate(username="fay", password="guess", client=f"198.51.100.{i % 25}")
+    with unit_of_work(factory) as s, pytest.raises(IdvError) as ei:
+        ReviewService(s).authenticate(username="fay", password=PW, client="198.51.100.3")
+    assert ei.value.code is R.REVIEW_LOGIN_THROTTLED
+    with unit_of_work(factory) as s:
+        assert ReviewService(s).authenticate(username="fay", password=PW, client="192.0.2.1").username == "fay"
 
 
 def make_cases(factory, policy, n: int, store=None, images=(), **kw) -> list[str]:
