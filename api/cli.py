@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -93,7 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_native_libraries() -> None:
+    """Before cv2 loads: OpenCV's and FFmpeg's own stderr lines (`moov atom not found`, `[ WARN:0@0.4]
+    ...`) would stand before the one-line error a user should see; the reason code says it. (The
+    TF-Lite/absl lines mediapipe prints when a Face Mesh graph starts cannot be turned off this way.)"""
+    import warnings
+
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_native_libraries()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     try:
@@ -209,6 +222,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise IdvError(Reason.INPUT_MISSING, "give --video or --frames and --challenge (or --manual with --selfie-with-card)")
     if args.manual and args.selfie_with_card is None:
         raise IdvError(Reason.INPUT_MISSING, "--manual needs --selfie-with-card")
+    if args.video is not None and args.video.is_dir():
+        raise IdvError(Reason.INPUT_WRONG_TYPE, f"--video {args.video} is a folder; give a video file, or --frames for a folder of frames")
+    if args.frames is not None and args.frames.is_file():
+        raise IdvError(Reason.INPUT_WRONG_TYPE, f"--frames {args.frames} is a file; give a folder of frames, or --video for a video")
     inp = verification_input_from_files(
         settings,
         id_front=args.id_front,

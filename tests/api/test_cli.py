@@ -133,6 +133,14 @@ def test_not_a_video_is_a_clear_error(capsys, tmp_path, testdata):
     assert code == EXIT_INPUT and ("liveness." in err or "input." in err)
 
 
+def test_folder_as_video_and_file_as_frames_are_clear_errors(capsys, tmp_path, testdata):
+    front = str(testdata / "idcards/chineseocr_idcard-demo_rotated180_upright.png")
+    code, _, err = run_cli(capsys, "verify", "--video", str(tmp_path), "--challenge", "blink", "--id-front", front)
+    assert code == EXIT_INPUT and err.startswith("idverify: input.wrong_type") and "is a folder" in err
+    code, _, err = run_cli(capsys, "verify", "--frames", front, "--challenge", "blink", "--id-front", front)
+    assert code == EXIT_INPUT and err.startswith("idverify: input.wrong_type") and "is a file" in err
+
+
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare(1) not available")
 def test_verify_runs_with_the_network_cut(testdata, demo_cards):
     """Nothing is downloaded at run time: the whole pipeline runs in a network namespace with no links."""
