@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, IO, Literal
 
 import anyio
@@ -220,6 +221,10 @@ def _respond(ctx: ApiContext, out: VerificationOut, *, replay: bool) -> Response
     return JSONResponse(out.model_dump(mode="json"), status_code=200, headers=headers)
 
 
+def _printable_text(text: str) -> bool:
+    return bool(text.strip()) and not any(c == "\ufffd" or unicodedata.category(c)[0] == "C" for c in text)
+
+
 @router.post(
     "/v1/verifications",
     response_model=VerificationOut,
@@ -241,13 +246,19 @@ async def create_verification(
     challenge_id: Annotated[str | None, Form(max_length=64)] = None,
     mirrored: Annotated[bool, Form()] = False,
     declared_name: Annotated[str | None, Form(max_length=64)] = None,
-    declared_id_number: Annotated[str | None, Form(max_length=32)] = None,
+    declared_id_number: Annotated[str | None, Form(
+        max_length=18, pattern=r"^[0-9]{17}[0-9Xx]$", description="18 characters: 17 digits and a digit or X",
+    )] = None,
     applicant_ref: Annotated[str | None, Form(max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")] = None,
     mode: Annotated[Literal["auto", "manual"], Form()] = "auto",
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> Response:
     caller.require(SCOPE_CREATE)
     manual = mode == "manual"
+    if declared_name is not None and not _printable_text(declared_name):
+        # undecodable bytes arrive as U+FFFD: a name that was not UTF-8 text is the caller's bug,
+        # not a name mismatch to put before a reviewer
+        raise InputError(Reason.INPUT_INVALID, "declared_name must be non-empty printable UTF-8 text")
     if idempotency_key is not None and not _IDEMPOTENCY_RE.match(idempotency_key):
         raise InputError(Reason.INPUT_INVALID, "Idempotency-Key must be 1-255 printable ASCII characters")
     if manual:

@@ -264,3 +264,28 @@ def test_absent_required_part_is_input_missing(api: ApiEnv) -> None:
     r = _post(api, files)
     body = _shape(r)
     assert r.status_code == 422 and body["type"] == "input.missing" and "id_front" in body["detail"]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("declared_name", b"\xff\xfe\xc3\x28"),  # not UTF-8
+    ("declared_name", "张\x00三".encode()),
+    ("declared_name", b"   "),
+    ("declared_id_number", b"11010519491231002"),  # 17 characters
+    ("declared_id_number", b"1101051949123100ZX"),
+])
+def test_declared_fields_must_be_text_of_their_form(api: ApiEnv, field: str, value: bytes) -> None:
+    """Raw multipart parts, so undecodable bytes reach the server as sent."""
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    parts = {"challenge_id": api.challenge().encode(), field: value}
+    body = b""
+    for k, v in parts.items():
+        body += f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n".encode() + v + b"\r\n"
+    for name, (fname, data, ctype) in verify_files(api).items():
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{fname}\"\r\n"
+                 f"Content-Type: {ctype}\r\n\r\n").encode() + data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    r = api.client.post("/v1/verifications", headers={**api.auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+                        content=body)
+    assert r.status_code == 422 and _shape(r)["type"] == "input.invalid", r.text
