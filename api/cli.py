@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -180,8 +181,14 @@ def verification_input_from_files(
     """Build a VerificationInput from files, enforcing the settings' limits (CLI verify and batch)."""
     from liveness import load_capture, parse_actions
     from models.images import read_image_file
+    from ocr import is_card_name
 
     from .pipeline import VerificationInput
+
+    if declared_name is not None and not is_card_name(declared_name):
+        raise IdvError(Reason.INPUT_INVALID, "--declared-name must be the card's name: Chinese characters and '·' only")
+    if declared_id_number is not None and not re.fullmatch(r"[0-9]{17}[0-9Xx]", declared_id_number.strip()):
+        raise IdvError(Reason.INPUT_INVALID, "--declared-id-number must be 18 characters: 17 digits and a digit or X")
 
     def img(path: Path | None, what: str):
         if path is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Annotated, IO, Literal
 
 import anyio
@@ -12,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from liveness.capture import sniff_video_type
+from ocr import is_card_name
 from models.errors import IdvError, InputError
 from models.images import sniff_image_type
 from models.reasons import Reason
@@ -221,10 +221,6 @@ def _respond(ctx: ApiContext, out: VerificationOut, *, replay: bool) -> Response
     return JSONResponse(out.model_dump(mode="json"), status_code=200, headers=headers)
 
 
-def _printable_text(text: str) -> bool:
-    return bool(text.strip()) and not any(c == "\ufffd" or unicodedata.category(c)[0] == "C" for c in text)
-
-
 @router.post(
     "/v1/verifications",
     response_model=VerificationOut,
@@ -255,10 +251,10 @@ async def create_verification(
 ) -> Response:
     caller.require(SCOPE_CREATE)
     manual = mode == "manual"
-    if declared_name is not None and not _printable_text(declared_name):
-        # undecodable bytes arrive as U+FFFD: a name that was not UTF-8 text is the caller's bug,
-        # not a name mismatch to put before a reviewer
-        raise InputError(Reason.INPUT_INVALID, "declared_name must be non-empty printable UTF-8 text")
+    if declared_name is not None and not is_card_name(declared_name):
+        # bytes that were not UTF-8 arrive decoded as Latin-1: the caller's bug, not a name
+        # mismatch to put before a reviewer
+        raise InputError(Reason.INPUT_INVALID, "declared_name must be the card's name in UTF-8: Chinese characters and '·' only")
     if idempotency_key is not None and not _IDEMPOTENCY_RE.match(idempotency_key):
         raise InputError(Reason.INPUT_INVALID, "Idempotency-Key must be 1-255 printable ASCII characters")
     if manual:

@@ -76,6 +76,21 @@ def normalise_text(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_VARIANTS).replace(" ", "")
 
 
+# separators printed in transliterated minority names (e.g. 阿依古丽·买买提)
+NAME_SEPARATORS = frozenset("·•・‧")
+
+
+def is_card_name(text: str) -> bool:
+    """Whether `text` could be the 姓名 printed on a resident ID card: Han characters (any CJK
+    block, Extension A included) and the middle dot of transliterated names, nothing else.
+    A caller's form field decoded from non-UTF-8 bytes arrives as Latin-1 letters ('ÿþÃ('), which
+    this refuses, so it becomes an input error rather than a name mismatch put before a reviewer."""
+    t = unicodedata.normalize("NFC", text.strip())
+    if not t or t[0] in NAME_SEPARATORS or t[-1] in NAME_SEPARATORS:
+        return False
+    return all(unicodedata.category(c) == "Lo" or c in NAME_SEPARATORS for c in t)
+
+
 def _chars_of(lines: list[Line], x_min: float = -1.0, x_max: float = 2.0) -> list[Char]:
     out: list[Char] = []
     for ln in sorted(lines, key=lambda l: l.box[0]):

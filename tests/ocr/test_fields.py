@@ -1,6 +1,8 @@
 """Field parsing from recognised lines (no model): merged labels, variants, missing labels."""
 
-from ocr.fields import Char, Line, parse_back, parse_front, side_scores
+import pytest
+
+from ocr.fields import Char, Line, is_card_name, parse_back, parse_front, side_scores
 
 
 def line(text: str, x0: float, y0: float, x1: float, y1: float, conf: float = 0.99) -> Line:
@@ -65,3 +67,12 @@ def test_back_fields_including_long_term():
 def test_side_scores_front():
     f, b = side_scores(FRONT)
     assert f > b
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("张三", True), ("欧阳娜娜", True), ("阿依古丽·买买提", True), ("王䶮", True),
+    ("ÿþÃ(", False), ("张\x00三", False), ("   ", False), ("", False), ("Zhang San", False),
+    ("·张三", False), ("张三1", False),
+])
+def test_is_card_name(text: str, ok: bool) -> None:
+    assert is_card_name(text) is ok
