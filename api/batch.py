@@ -456,8 +456,9 @@ def _init_worker(mode: str, policy: str | None, show_pii: bool, thumbs_dir: str,
 def build_mode_engines(mode: str, settings: Any, threads: int = 2) -> Any:
     """Only the engines a mode needs (OCR-only back-fills never load face or liveness models).
 
-    threads: onnxruntime threads for the OCR sessions. With one worker per core it must be 1: two
-    workers x 2 spinning threads on 2 cores made 2 workers slower than 1 (1.6 vs 2.3 cards/s)."""
+    threads: onnxruntime threads for the OCR sessions and Face Mesh threads per capture. With one
+    worker per core it must be 1: two workers x 2 spinning threads on 2 cores made 2 workers slower
+    than 1 (1.6 vs 2.3 cards/s)."""
 
     from models import default_registry
 
@@ -467,7 +468,8 @@ def build_mode_engines(mode: str, settings: Any, threads: int = 2) -> Any:
     if mode == "full":
         from .pipeline import build_engines
 
-        return build_engines(settings, registry=registry, reader=IdCardReader(OcrConfig(threads=threads), registry))
+        return build_engines(settings, registry=registry, reader=IdCardReader(OcrConfig(threads=threads), registry),
+                             mesh_threads=threads)
     if mode == "ocr":
         return IdCardReader(OcrConfig(threads=threads), registry=registry)
     from face_match import FaceMatcher, MatchConfig

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from face_match import FaceMatcher, MatchConfig
-from liveness import Action, FrameSequence, LivenessChecker
+from liveness import Action, FrameSequence, LivenessChecker, LivenessConfig
 from models import IdvError, InputError, ModelRegistry, Reason, default_registry
 from models.masking import mask_value
 from ocr import IdCardReader, Side, validate_card
@@ -39,9 +39,11 @@ class Engines:
 
 def build_engines(
     settings: Settings, registry: ModelRegistry | None = None, policy: Policy | None = None,
-    reader: IdCardReader | None = None,
+    reader: IdCardReader | None = None, mesh_threads: int = 2,
 ) -> Engines:
-    """Load every model once (a few seconds); the result is shared by all requests and threads."""
+    """Load every model once (a few seconds); the result is shared by all requests and threads.
+
+    mesh_threads: Face Mesh threads per capture; 1 where worker processes already fill the cores."""
     registry = registry or default_registry()
     matcher = FaceMatcher(MatchConfig(fmr=settings.face_fmr, insightface_dir=settings.insightface_dir), registry=registry)
 
@@ -52,7 +54,8 @@ def build_engines(
             return None
 
     return Engines(
-        liveness=LivenessChecker(registry=registry, face_embedder=embed_or_none),
+        liveness=LivenessChecker(LivenessConfig(mesh_threads=mesh_threads), registry=registry,
+                                 face_embedder=embed_or_none),
         reader=reader or IdCardReader(registry=registry),
         matcher=matcher,
         policy=policy or load_policy(settings.policy_file),

@@ -62,6 +62,8 @@ class LivenessConfig:
     same_face_min_similarity: float = 0.30  # cosine, for the injected embedder (SFace: 0.363 = same)
     n_identity_frames: int = 4
     n_audit_frames: int = 3
+    # Face Mesh threads for one capture (1 where processes already fill the cores, as in batch)
+    mesh_threads: int = 2
 
     def capture_limits(self) -> dict[str, Any]:
         return {"max_seconds": self.max_seconds, "max_frames": self.max_frames, "max_bytes": self.max_bytes,
@@ -149,7 +151,7 @@ class LivenessChecker:
     def __init__(self, config: LivenessConfig | None = None, registry=None,
                  face_embedder: Callable[[np.ndarray], np.ndarray | None] | None = None) -> None:
         self.config = config or LivenessConfig()
-        self._engine = FaceMeshEngine(registry)
+        self._engine = FaceMeshEngine(registry, threads=self.config.mesh_threads)
         self._embed = face_embedder
         self.model_ids = dict(self._engine.model_ids)
 

@@ -4,6 +4,11 @@ mediapipe is imported lazily (it costs ~1-2 s) and its files are verified throug
 before the graph is built. A FaceMesh graph keeps tracking state between frames and is not
 thread-safe, so each analysis of one capture builds its own graph (cheap next to the frames
 themselves): captures never leak tracking state into each other and threads never share a graph.
+
+A long capture is cut into `threads` consecutive chunks, each with its own graph on its own thread
+(mediapipe releases the GIL while the graph runs): 150 frames of a 10 s clip take 0.55 s instead
+of 1.0 s on 2 cores. Each chunk starts with a detection instead of tracking from the previous
+frame, which is what the first frame of any capture does anyway.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -22,13 +28,15 @@ from .signals import FrameSignals, compute_signals
 log = logging.getLogger(__name__)
 
 MESH_MODELS = ("face_mesh", "face_mesh_detector")
+# below this many frames a chunk is not worth a graph and a thread of its own
+MIN_CHUNK_FRAMES = 40
 
 
 class FaceMeshEngine:
     """Runs MediaPipe Face Mesh (478 landmarks with irises) over the frames of one capture."""
 
     def __init__(self, registry=None, *, max_num_faces: int = 2, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5) -> None:
+                 min_tracking_confidence: float = 0.5, threads: int = 2) -> None:
         if registry is None:
             from models import default_registry
 
@@ -40,6 +48,7 @@ class FaceMeshEngine:
         self._max_faces = max_num_faces
         self._det_conf = min_detection_confidence
         self._track_conf = min_tracking_confidence
+        self._threads = max(1, int(threads))
         self._import_lock = threading.Lock()
         self._mp = None
 
@@ -57,6 +66,17 @@ class FaceMeshEngine:
         self.analyse([np.zeros((64, 64, 3), np.uint8)], [0.0])
 
     def analyse(self, frames: Sequence[np.ndarray], timestamps_s: Sequence[float]) -> list[FrameSignals]:
+        n = min(len(frames), len(timestamps_s))
+        k = max(1, min(self._threads, n // MIN_CHUNK_FRAMES))
+        if k == 1:
+            return self._analyse_chunk(frames, timestamps_s, 0, n)
+        bounds = [round(i * n / k) for i in range(k + 1)]
+        with ThreadPoolExecutor(max_workers=k, thread_name_prefix="face-mesh") as ex:
+            parts = [ex.submit(self._analyse_chunk, frames, timestamps_s, a, b) for a, b in zip(bounds, bounds[1:])]
+            return [s for part in parts for s in part.result()]
+
+    def _analyse_chunk(self, frames: Sequence[np.ndarray], timestamps_s: Sequence[float],
+                       start: int, stop: int) -> list[FrameSignals]:
         import cv2
 
         fm = self._solution().FaceMesh(
@@ -65,7 +85,8 @@ class FaceMeshEngine:
         )
         out: list[FrameSignals] = []
         try:
-            for i, (frame, t) in enumerate(zip(frames, timestamps_s)):
+            for i in range(start, stop):
+                frame, t = frames[i], timestamps_s[i]
                 h, w = frame.shape[:2]
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 res = fm.process(rgb)
