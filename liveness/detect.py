@@ -32,6 +32,13 @@ class DetectorConfig:
     blink_max_s: float = 0.5  # longer closures are sustained eye closure, not a blink
     # two closures split by a partial reopening count as two blinks only when both close this far
     blink_deep_ratio: float = 0.40
+    # a squinting or grimacing subject's eyes may stay below the closing level for seconds; a deep
+    # closure inside such a stretch is a blink when, within blink_flank_s on both sides, the eyes
+    # reopen to their squint: at least blink_flank_ratio of the baseline and blink_flank_gain x
+    # the closure's depth
+    blink_flank_s: float = 0.3
+    blink_flank_ratio: float = 0.45
+    blink_flank_gain: float = 2.5
     baseline_ear_percentile: float = 80.0  # robust to long closures / downcast eyes (<20 % of time)
     # mouth: lips parted by at least mouth_open of the mouth width, and clearly above the resting
     # level; released below mouth_release; held for at least mouth_min_s
@@ -81,15 +88,54 @@ def detect_blinks(t: Sequence[float], ear: Sequence[float], cfg: DetectorConfig 
         while j + 1 < n and (not np.isfinite(r[j + 1]) or r[j + 1] < cfg.blink_open_ratio):
             j += 1
         reopened = j + 1 < n and np.isfinite(r[j + 1]) and r[j + 1] >= cfg.blink_open_ratio
+        found = []
         if opened_before and reopened:
             for run in _closure_runs(r, i, j, cfg):
                 dur = _closure_duration(t_arr, r, run, cfg.blink_close_ratio)
                 if cfg.blink_min_s <= dur <= cfg.blink_max_s:
-                    k = min(run, key=lambda q: r[q])
-                    depth = float(r[k])
-                    score = float(np.clip((cfg.blink_open_ratio - depth) / cfg.blink_open_ratio, 0.0, 1.0))
-                    out.append(Episode("blink", float(t_arr[run[0]]), float(t_arr[run[-1]]), float(t_arr[k]), depth, score))
+                    found.append(_blink(t_arr, r, run, cfg))
+        if not found:
+            found = [_blink(t_arr, r, run, cfg) for run in _squint_blinks(t_arr, r, i, j, cfg)]
+        out.extend(found)
         i = j + 1
+    return out
+
+
+def _blink(t: np.ndarray, r: np.ndarray, run: list[int], cfg: DetectorConfig) -> Episode:
+    k = min(run, key=lambda q: r[q])
+    depth = float(r[k])
+    score = float(np.clip((cfg.blink_open_ratio - depth) / cfg.blink_open_ratio, 0.0, 1.0))
+    return Episode("blink", float(t[run[0]]), float(t[run[-1]]), float(t[k]), depth, score)
+
+
+def _squint_blinks(t: np.ndarray, r: np.ndarray, i: int, j: int, cfg: DetectorConfig) -> list[list[int]]:
+    """Deep, short closures inside the closed stretch i..j with the eyes reopened to the subject's
+    squint right before and right after (d3's grimace: squint at ~0.5 of the baseline, two
+    closures to ~0.1). A sustained closure has no such reopening around its parts."""
+    runs: list[list[int]] = []
+    cur: list[int] = []
+    for k in range(i, j + 1):
+        if np.isfinite(r[k]) and r[k] <= cfg.blink_deep_ratio:
+            cur.append(k)
+        elif cur:
+            runs.append(cur)
+            cur = []
+    if cur:
+        runs.append(cur)
+    out = []
+    for run in runs:
+        if _closure_duration(t, r, run, cfg.blink_deep_ratio) > cfg.blink_max_s:
+            continue
+        need = max(cfg.blink_flank_ratio, cfg.blink_flank_gain * float(np.nanmin(r[run])))
+
+        def reopened(ks: range) -> bool:
+            return any(np.isfinite(r[k]) and r[k] >= need for k in ks)
+
+        a, b = run[0], run[-1]
+        before = range(int(np.searchsorted(t, t[a] - cfg.blink_flank_s)), a)
+        after = range(b + 1, int(np.searchsorted(t, t[b] + cfg.blink_flank_s, side="right")))
+        if reopened(before) and reopened(after):
+            out.append(run)
     return out
 
 

@@ -23,6 +23,7 @@ L, R, M, B = Action.TURN_LEFT, Action.TURN_RIGHT, Action.OPEN_MOUTH, Action.BLIN
 # each clip with a challenge made only of actions it contains, in the order they occur
 POSITIVE = [
     ("liveportrait_d3.mp4", [R, L, M]),  # image-left 0.4 s, image-right 4.8 s, mouth 9.9 s
+    ("liveportrait_d3.mp4", [R, B, L]),  # the blinks at 1.6 and 1.93 s come inside a grimace/squint
     ("liveportrait_d9.mp4", [B, B, B]),
     ("liveportrait_d10.mp4", [M, B]),
     ("liveportrait_d12.mp4", [L, R, M]),  # image-right 1.3 s, image-left 3.1 s, mouth 4.6 s

@@ -27,6 +27,20 @@ def test_two_blinks_without_full_reopening_between_them():
     assert detect_blinks(_t(len(shallow)), 0.3 * np.array(shallow)) == []
 
 
+def test_blinks_inside_a_squint_that_never_reopens_to_the_baseline():
+    # d3's grimace: the eyes sit at ~0.5 of the open baseline for seconds and close twice to ~0.1,
+    # reopening to the squint in between: two blinks
+    r = [1.0] * 5 + [0.5] * 6 + [0.12, 0.19, 0.39, 0.75, 0.33, 0.11, 0.12, 0.35, 0.47] + [0.5] * 10 + [1.0] * 10
+    eps = detect_blinks(_t(len(r)), 0.3 * np.array(r))
+    assert [round(e.peak_s * FPS) for e in eps] == [11, 16]
+    # a sustained closure that wobbles below 0.4 never reopens to the squint: no blink
+    r = [1.0] * 5 + [0.5] * 4 + [0.2, 0.35, 0.2, 0.38, 0.15, 0.3, 0.2, 0.36, 0.1] * 3 + [0.5] * 4 + [1.0] * 5
+    assert detect_blinks(_t(len(r)), 0.3 * np.array(r)) == []
+    # a deep dip longer than a blink inside the squint is not one either
+    r = [1.0] * 5 + [0.5] * 4 + [0.1] * 9 + [0.5] * 4 + [1.0] * 5
+    assert detect_blinks(_t(len(r)), 0.3 * np.array(r)) == []
+
+
 def test_blink_duration_is_interpolated_between_samples():
     # eight closed samples at 15 fps (533 ms counting whole frames) whose neighbours cross the
     # closing level within 2 ms of them: a 0.47 s blink, not a sustained closure
