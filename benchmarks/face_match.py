@@ -239,7 +239,14 @@ def _markdown(m: dict[str, Any], configured: float) -> str:
                       ["4000 x 3000 photo", sp["embed_4000x3000"]["n"], sp["embed_4000x3000"]["median_ms"], sp["embed_4000x3000"]["p95_ms"]],
                       ["match() of two 640 px images", sp["match_two_640px"]["n"], sp["match_two_640px"]["median_ms"], sp["match_two_640px"]["p95_ms"]]])
     det = f"Face found in {m['detection_rate'] * 100:.1f} % of {m['images']} photos; embed errors: {m['embed_errors'] or 'none'}."
-    return "\n\n".join([det, acc, cal, speed])
+    # the pairs nearest the threshold from either side: where the next error would come from
+    worst_rows = []
+    for label, err in (("listed pairs", m["listed_pairs_errors"][fmr]), ("all combinations", m["all_combinations_errors"][fmr])):
+        for kind, key in (("impostor (highest)", "worst_impostors"), ("genuine (lowest)", "worst_genuines")):
+            for w in err[key][:3]:
+                worst_rows.append([label, kind, f'{w["a"]} ~ {w["b"]}', w["similarity"]])
+    worst = md_table(["set", "worst pairs", "images", "cosine"], worst_rows)
+    return "\n\n".join([det, acc, cal, worst, speed])
 
 
 def write_thresholds(cal: dict[str, float], manifest: Path = MANIFEST) -> None:

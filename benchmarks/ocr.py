@@ -1,6 +1,6 @@
 """ID card OCR accuracy and speed on fixed-seed rendered cards (clean and phone photos) + the specimen.
 
-    python -m benchmarks.ocr [--n 90] [--quick] [--baseline] [--out DIR]
+    python -m benchmarks.ocr [--n 100] [--quick] [--baseline] [--out DIR]
 
 `--n` persons, each rendered front (portrait from shared faces/) and back = 2n cards, each read clean
 and as a phone photo. Every 20th person has a CJK Extension A character in the name (the recogniser
@@ -217,7 +217,7 @@ def markdown(m: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="benchmark: ID card OCR")
-    p.add_argument("--n", type=int, default=90, help="persons (2 cards each, read clean and as a photo)")
+    p.add_argument("--n", type=int, default=100, help="persons (2 cards each, read clean and as a photo)")
     p.add_argument("--quick", action="store_true", help="smoke mode: 4 persons")
     p.add_argument("--baseline", action="store_true", help="also run rapidocr's default pipeline + regex")
     p.add_argument("--out", default=None)
