@@ -229,3 +229,17 @@ def test_dark_capture_of_one_person_is_poor_quality_not_a_face_swap(clip, regist
     assert Reason.LIVENESS_FACE_CHANGED not in r.reasons
     assert Reason.QUALITY_TOO_DARK in r.reasons and Reason.LIVENESS_POOR_QUALITY in r.reasons
     assert not r.passed
+
+
+def test_mesh_threads_do_not_change_the_signals(registry, clip):
+    """The two-chunk analysis is cut by the capture alone: 1 thread (batch workers) and 2 threads
+    (the API) give identical signals, so a verdict never depends on where it was computed."""
+    from liveness.mesh import FaceMeshEngine
+
+    frames, analysis = clip("liveportrait_d18.mp4")
+    assert len(frames) >= 80  # long enough to be cut in two
+    one = FaceMeshEngine(registry, threads=1).analyse(frames.frames, frames.timestamps_s)
+    for a, b in zip(one, analysis.signals, strict=True):
+        assert a.index == b.index and a.t == b.t and a.has_face == b.has_face
+        if a.has_face:
+            np.testing.assert_array_equal(a.landmarks, b.landmarks)
