@@ -20,6 +20,7 @@ import anyio
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from models.errors import describe_unexpected
 from models.reasons import Reason
 
 from .auth import RateLimiter
@@ -138,7 +139,7 @@ class ContainErrorsMiddleware:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             # type name only: exception messages can quote input values
-            log.error("unhandled %s on %s %s", type(exc).__name__, scope.get("method", ""), scope.get("path", ""))
+            log.error("unhandled %s on %s %s", describe_unexpected(exc), scope.get("method", "")[:16], scope.get("path", "")[:200])
             if started:
                 return  # the status is already on the wire; the client sees a cut response
             await _send_error(send, 500, Reason.INTERNAL_ERROR, "internal error; it has been logged")

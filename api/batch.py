@@ -139,6 +139,9 @@ def _file_digest(path: Path) -> str:
                     h.update(p.name.encode() + b"\0")
                     h.update(_file_digest(p).encode())
             return h.hexdigest()
+        if not path.is_file():
+            # a device or a pipe (/dev/zero) would be hashed forever; the worker reports it
+            return "not-a-regular-file"
         with path.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
@@ -164,10 +167,21 @@ def with_keys(items: list[BatchItem], threads: int = 4) -> list[BatchItem]:
     return [BatchItem(i.id, i.files, i.options, i.source, k) for i, k in zip(items, keys)]
 
 
-def _truthy(v: Any) -> bool:
+_TRUE, _FALSE = ("1", "true", "yes", "y"), ("0", "false", "no", "n", "")
+
+
+def _as_bool(v: Any) -> bool | None:
+    """A yes/no option from CSV text or JSON; None when it is neither (e.g. "NaN", -1)."""
     if isinstance(v, bool):
         return v
-    return str(v).strip().lower() in ("1", "true", "yes", "y")
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    t = str(v).strip().lower() if isinstance(v, str) else None
+    return True if t in _TRUE else False if t in _FALSE else None
+
+
+def _truthy(v: Any) -> bool:
+    return _as_bool(v) is True
 
 
 def _find_role(files: list[Path], stems: tuple[str, ...], suffixes: tuple[str, ...]) -> Path | None:
@@ -287,7 +301,7 @@ def discover(input_path: Path, mode: str) -> list[BatchItem]:
                     files[role] = _resolve(base, value)  # type: ignore[assignment]
             for k in OPTION_KEYS:
                 if row.get(k) not in (None, ""):
-                    options[k] = _truthy(row[k]) if k in ("mirrored", "manual") else str(row[k])
+                    options[k] = row[k] if k in ("mirrored", "manual") else str(row[k])
             if "manual" not in options and "selfie_with_card" in files and not ({"video", "frames"} & files.keys()):
                 options["manual"] = True
             default_id = f"line-{n}"
@@ -512,6 +526,10 @@ def check_structure(item: BatchItem, mode: str) -> None:
     if "_invalid" in item.options:
         raise InputError(Reason.INPUT_INVALID, str(item.options["_invalid"]))
     f, o = item.files, item.options
+    for k in ("mirrored", "manual"):
+        if k in o and _as_bool(o[k]) is None:
+            # the API refuses these with 422; a batch must not quietly read them as "no"
+            raise InputError(Reason.INPUT_INVALID, f"{k} must be true or false")
     if mode == "full":
         if "id_front" not in f:
             raise InputError(Reason.INPUT_MISSING, "no ID card front found for this applicant")

@@ -186,9 +186,9 @@ def verification_input_from_files(
     from .pipeline import VerificationInput
 
     if declared_name is not None and not is_card_name(declared_name):
-        raise IdvError(Reason.INPUT_INVALID, "--declared-name must be the card's name: Chinese characters and '·' only")
+        raise IdvError(Reason.INPUT_INVALID, "the declared name must be the card's name: Chinese characters and '·' only")
     if declared_id_number is not None and not re.fullmatch(r"[0-9]{17}[0-9Xx]", declared_id_number.strip()):
-        raise IdvError(Reason.INPUT_INVALID, "--declared-id-number must be 18 characters: 17 digits and a digit or X")
+        raise IdvError(Reason.INPUT_INVALID, "the declared ID number must be 18 characters: 17 digits and a digit or X")
 
     def img(path: Path | None, what: str):
         if path is None:

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from models.errors import IdvError, InputError
+from models.errors import IdvError, InputError, describe_unexpected
 from models.reasons import Reason
 
 log = logging.getLogger("idverify.api")
@@ -116,7 +116,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         # type name only: exception messages can quote input values
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        log.error("unhandled %s on %s %s", describe_unexpected(exc), request.method[:16], request.url.path[:200])
         return JSONResponse(
             error_body(Reason.INTERNAL_ERROR, "internal error; it has been logged"), status_code=500
         )

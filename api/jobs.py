@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from models.errors import IdvError, InputError
+from models.errors import IdvError, InputError, describe_unexpected
 from models.images import decode_image
 from models.reasons import Reason
 
@@ -145,7 +145,7 @@ def run_verification_job(ctx: ApiContext, files: Mapping[str, IO[bytes] | None],
         except Exception as exc:
             err = IdvError(Reason.INTERNAL_ERROR, "internal error; it has been logged", status_code=500)
             _fail(ctx, vid, err, 500)
-            log.error("verification %s failed: %s", vid, type(exc).__name__)
+            log.error("verification %s failed: %s", vid, describe_unexpected(exc))
             err.verification_id = vid  # type: ignore[attr-defined]
             raise err from None
     finally:

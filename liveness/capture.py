@@ -15,6 +15,7 @@ import re
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,6 +172,8 @@ def load_capture(
             max_seconds=max_seconds, sample_fps=sample_fps, analysis_size=analysis_size,
             frames_fps=frames_fps,
         )
+    if path.exists() and not path.is_file():
+        raise InputError(Reason.INPUT_WRONG_TYPE, "the capture is not a regular file (a device, pipe or socket)")
     if not path.is_file():
         raise InputError(Reason.INPUT_MISSING, "the capture file does not exist")
     size = path.stat().st_size
@@ -238,7 +241,7 @@ def _from_zip(data: bytes, **limits) -> FrameSequence:
         def read() -> np.ndarray:
             try:
                 raw = zf.read(info)
-            except (zipfile.BadZipFile, OSError, ValueError, RuntimeError):
+            except (zipfile.BadZipFile, zlib.error, OSError, ValueError, RuntimeError, EOFError):
                 raise InputError(Reason.INPUT_UNREADABLE, "a frame in the zip is corrupt") from None
             return decode_image(raw, max_pixels=max_pixels, what="frame")
         return read

@@ -6,6 +6,8 @@ The API renders IdvError with one handler; the CLI prints its one-line message.
 
 from __future__ import annotations
 
+import traceback
+
 from .reasons import Reason
 
 
@@ -32,3 +34,18 @@ class ModelError(IdvError):
     """A model file is missing or altered: an operator problem, never the caller's."""
 
     status_code = 503
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """What a log line may say about an unexpected exception: its qualified type and where it was
+    raised (innermost project or library frame), never its message, which can quote input values
+    (a zlib.error says only 'error'; "zlib.error at liveness/capture.py:241 in read" says where)."""
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ in ("builtins", "__main__") else f"{kind.__module__}.{kind.__qualname__}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return name
+    f = frames[-1]
+    parts = f.filename.replace("\\", "/").split("/")
+    where = "/".join(parts[-2:])
+    return f"{name} at {where}:{f.lineno} in {f.name}"

@@ -126,6 +126,8 @@ def read_image_file(path: str | Path, **kw) -> np.ndarray:
     p = Path(path)
     if p.is_dir():
         raise InputError(Reason.INPUT_WRONG_TYPE, f"{kw.get('what', 'image')} is a folder, not an image file: {p.name}")
+    if p.exists() and not p.is_file():
+        raise InputError(Reason.INPUT_WRONG_TYPE, f"{kw.get('what', 'image')} is not a regular file (a device, pipe or socket): {p.name}")
     if not p.is_file():
         raise InputError(Reason.INPUT_MISSING, f"{kw.get('what', 'image')} file not found: {p.name}")
     size = p.stat().st_size

@@ -307,3 +307,26 @@ def test_all_inputs_unreadable_exits_non_zero(tmp_path):
     # no capture: every applicant fails before any model runs
     assert main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--workers", "1", "--progress", "off"]) == 2
     assert [e["error"]["code"] for e in read_jsonl(tmp_path / "out" / ERRORS)] == ["input.missing"]
+
+
+def test_devices_and_non_boolean_flags_are_per_applicant_errors(tmp_path):
+    """A device path (/dev/zero hashes forever) and mirrored="NaN" are refused per applicant, fast,
+    without loading a model for them."""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    rows = [
+        {"id": "dev_video", "front": "/dev/zero", "back": "/dev/zero", "video": "/dev/zero", "challenge": "blink"},
+        {"id": "nan_flag", "front": "f.png", "video": "v.mp4", "challenge": "blink", "mirrored": "NaN"},
+        {"id": "minus_one", "front": "f.png", "video": "v.mp4", "challenge": "blink", "manual": -1},
+    ]
+    manifest = inp / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    t = time.monotonic()
+    code = main(["batch", str(manifest), "--out", str(out), "--workers", "1", "--progress", "off"])
+    assert time.monotonic() - t < 120
+    assert code != 0  # no input could be read
+    errors = {e["id"]: e["error"] for e in read_jsonl(out / ERRORS)}
+    assert errors["dev_video"]["code"] == "input.wrong_type" and "regular file" in errors["dev_video"]["detail"]
+    assert errors["nan_flag"]["code"] == "input.invalid" and "mirrored" in errors["nan_flag"]["detail"]
+    assert errors["minus_one"]["code"] == "input.invalid" and "manual" in errors["minus_one"]["detail"]

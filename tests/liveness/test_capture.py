@@ -111,3 +111,30 @@ def test_a_tiny_zip_of_huge_blank_frames_is_refused_fast():
         load_capture_bytes(buf.getvalue())
     assert e.value.code is Reason.INPUT_TOO_MANY_PIXELS
     assert _time.perf_counter() - t < 10
+
+
+def test_a_zip_with_damaged_deflate_data_is_unreadable_input(live_dir):
+    """zlib.error (not a BadZipFile) from a frame whose compressed bytes were overwritten."""
+    folder = live_dir / "frames" / "liveportrait_d18_5fps"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(folder.iterdir())[:10]:
+            z.write(p, p.name)
+    data = bytearray(buf.getvalue())
+    data[100:200] = b"\xff" * 100  # inside the first member's deflate stream
+    with pytest.raises(InputError) as e:
+        load_capture_bytes(bytes(data))
+    assert e.value.code == Reason.INPUT_UNREADABLE
+
+
+def test_unexpected_errors_are_described_without_their_message():
+    import zlib
+
+    from models.errors import describe_unexpected
+
+    try:
+        zlib.decompress(b"\xff" * 20 + "张三 110105194912310021".encode())
+    except zlib.error as exc:
+        text = describe_unexpected(exc)
+    assert text.startswith("zlib.error at ") and "test_capture.py" in text
+    assert "张三" not in text and "1101" not in text

@@ -49,3 +49,14 @@ def test_pixel_bomb_is_refused_before_decoding():
     with pytest.raises(InputError) as e:
         decode_image(b.getvalue(), max_bytes=10**9)
     assert e.value.code is Reason.INPUT_TOO_MANY_PIXELS
+
+
+def test_device_paths_are_wrong_type_not_missing():
+    """/dev/zero exists but is no image or video: the reason says so (it used to say 'not found')."""
+    from liveness import load_capture
+    from models.images import read_image_file
+
+    for load in (read_image_file, load_capture):
+        with pytest.raises(InputError) as e:
+            load("/dev/zero")
+        assert e.value.code == Reason.INPUT_WRONG_TYPE and "regular file" in e.value.detail
