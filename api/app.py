@@ -170,9 +170,14 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             name = getattr(route, "path", None) or "unmatched"
+            # a made-up method (any client can send one) must not mint new label series
             method = scope.get("method", "")
+            method = method if method in _HTTP_METHODS else "other"
             self.metrics.requests.labels(method=method, route=name, status=str(status)).inc()
             self.metrics.request_seconds.labels(method=method, route=name).observe(time.perf_counter() - t0)
+
+
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _migrate_once(settings: Settings) -> None:

@@ -116,7 +116,7 @@ def authenticate(session: Session, presented: str | None, *, dev_key: str | None
         return Principal(client_id=DEV_CLIENT_ID, key_id="dev", scopes=frozenset(DEFAULT_SCOPES))
     m = _KEY_RE.match(presented)
     if not m:
-        raise AuthError(Reason.AUTH_INVALID, "the API key is malformed or unknown")
+        raise AuthError(Reason.AUTH_INVALID, "the API key is malformed, unknown or revoked")
     key_id, secret = m.group(1), m.group(2)
     rec = get_api_key(session, key_id)
     # compare even when the key id is unknown, so timing does not reveal which ids exist

@@ -265,6 +265,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port or s.port,
         workers=args.workers or s.workers,
         log_level="info",
+        proxy_headers=bool(s.forwarded_allow_ips),
+        forwarded_allow_ips=s.forwarded_allow_ips or None,
     )
     return EXIT_OK
 

@@ -13,7 +13,7 @@ from .schemas import HealthOut
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=HealthOut, summary="The process is alive")
+@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=HealthOut, summary="The process is alive")
 def healthz() -> HealthOut:
     return HealthOut(status="ok")
 

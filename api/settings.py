@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     dev_api_key: str = ""  # development only; empty = api.auth.DEV_API_KEY; refused in production
     rate_limit_per_minute: int = Field(default=120, ge=0)  # per API key, per worker process; 0 = off
     inference_concurrency: int = Field(default=0, ge=0)  # verifications run at once per worker; 0 = cores
+    # addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated, e.g.
+    # "127.0.0.1"); empty = none. Trusting them by default would let any client on the host pick
+    # its own address and sidestep the per-address login throttle
+    forwarded_allow_ips: str = Field(default="", max_length=1024)
 
     # verification jobs (api/tasks.py): "inline" runs them in the API process (embedded mode);
     # "celery" stores the upload, answers 202 and lets `idverify worker` processes run them

@@ -25,6 +25,14 @@ def test_health_ready_metrics_docs(api: ApiEnv) -> None:
     m = api.client.get("/metrics").text
     for name in ("idv_http_requests_total", "idv_stage_seconds", "idv_decisions_total", "idv_review_queue_depth"):
         assert name in m
+    assert api.client.head("/healthz").status_code == 200  # load balancers probe with HEAD
+
+
+def test_made_up_methods_share_one_metrics_label(api: ApiEnv) -> None:
+    for i in range(5):
+        assert api.client.request(f"RND{i}XYZ", "/healthz").status_code == 405
+    m = api.client.get("/metrics").text
+    assert "RND" not in m and 'method="other"' in m
 
 
 def test_no_pii_in_logs(api: ApiEnv, caplog) -> None:

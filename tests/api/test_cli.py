@@ -201,3 +201,22 @@ def test_first_start_creates_the_admin_supervisor(tmp_path):
     with unit_of_work(factory) as s:
         admin = ReviewService(s).authenticate(username="admin", password=settings.effective_admin_password)
         assert admin.role == "supervisor"
+
+
+@pytest.mark.parametrize("allow, trusted", [("", False), ("127.0.0.1", True)])
+def test_serve_trusts_forwarded_headers_only_from_configured_proxies(monkeypatch, allow, trusted):
+    """X-Forwarded-For from an untrusted peer would let a client choose its own address and
+    sidestep the reviewer login throttle; uvicorn trusts 127.0.0.1 unless told otherwise."""
+    import uvicorn
+
+    from api.settings import get_settings
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setenv("IDV_FORWARDED_ALLOW_IPS", allow)
+    get_settings.cache_clear()
+    try:
+        assert main(["serve", "--port", "8799"]) == EXIT_OK
+    finally:
+        get_settings.cache_clear()
+    assert seen["proxy_headers"] is trusted and seen["forwarded_allow_ips"] == (allow or None)
