@@ -98,6 +98,18 @@ class Reviewer(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ReviewerSession(Base):
+    """A logged-in reviewer's session, held server-side so logging out really ends it: the signed
+    cookie alone would stay valid until it expired. Keyed by the sha256 of the cookie's token."""
+
+    __tablename__ = "reviewer_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class Case(Base):
     __tablename__ = "review_cases"
     __table_args__ = (Index("ix_review_cases_queue", "status", "due_at", "priority"),)
@@ -297,6 +309,7 @@ __all__ = [
     "CaseImage",
     "CaseStatus",
     "Reviewer",
+    "ReviewerSession",
     "UTCDateTime",
     "WebhookAttempt",
     "WebhookDelivery",

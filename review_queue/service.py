@@ -9,14 +9,16 @@ land together or not at all. Every refusal is an IdvError with a review.* reason
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.errors import IdvError, InputError
@@ -24,7 +26,7 @@ from models.images import decode_image
 from models.masking import PII_FIELDS, mask_value
 from models.reasons import Reason
 
-from .db import AuditEvent, Case, CaseImage, CaseStatus, Reviewer, WebhookDelivery, utcnow
+from .db import AuditEvent, Case, CaseImage, CaseStatus, Reviewer, ReviewerSession, WebhookDelivery, utcnow
 from .policy import Decision, Outcome, Policy
 from .storage import EncryptedStore
 from .workdays import WorkCalendar
@@ -207,6 +209,33 @@ class ReviewService:
     def reviewer(self, reviewer_id: int) -> Reviewer | None:
         r = self.session.get(Reviewer, reviewer_id)
         return r if r is not None and r.active else None
+
+    # --- sessions: the cookie carries a random token; only its sha256 is stored ---------------
+
+    def open_session(self, reviewer: Reviewer, *, lifetime: dt.timedelta) -> str:
+        now = self.clock()
+        self.session.execute(delete(ReviewerSession).where(ReviewerSession.expires_at <= now),
+                             execution_options={"synchronize_session": False})
+        token = secrets.token_urlsafe(32)
+        self.session.add(ReviewerSession(id=_token_id(token), reviewer_id=reviewer.id, created_at=now,
+                                         expires_at=now + lifetime))
+        self.session.flush()
+        return token
+
+    def session_reviewer(self, token: str) -> Reviewer | None:
+        """The active reviewer of a live session, or None (unknown, ended, expired, deactivated)."""
+        row = self.session.get(ReviewerSession, _token_id(token)) if token else None
+        if row is None or row.expires_at <= self.clock():
+            return None
+        return self.reviewer(row.reviewer_id)
+
+    def close_session(self, token: str) -> None:
+        row = self.session.get(ReviewerSession, _token_id(token)) if token else None
+        if row is None:
+            return
+        r = self.session.get(Reviewer, row.reviewer_id)
+        self.session.delete(row)
+        self._audit(r.username if r else "?", row.reviewer_id, "logout", None, {})
 
     # --- cases ----------------------------------------------------------------------------------
 
@@ -573,6 +602,10 @@ class ReviewService:
                detail: Mapping[str, Any]) -> None:
         self.session.add(AuditEvent(at=self.clock(), actor=actor, actor_id=actor_id, action=action,
                                     case_id=case_id, detail=_json_safe(dict(detail))))
+
+
+def _token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 _DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-constant-time")

@@ -1,6 +1,7 @@
 """Reviewer web UI: a thin APIRouter over ReviewService, server-rendered with Jinja2.
 
-Sessions are a signed, HttpOnly, SameSite=Strict cookie (itsdangerous) holding the reviewer id and
+Sessions are a signed, HttpOnly, SameSite=Strict cookie (itsdangerous) holding a random session
+token (its sha256 kept server-side, deleted at logout, so a copied cookie dies with the session) and
 a CSRF token; every POST form carries the token and is refused (review.csrf_invalid) before anything
 happens when it does not match. The router owns its own session cookie, so the API app mounts it
 without extra middleware. Images are served decrypted only through an authorised route.
@@ -8,6 +9,7 @@ without extra middleware. Images are served decrypted only through an authorised
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -134,7 +136,7 @@ def make_review_router(
                     return data
             except BadSignature:
                 pass
-        return {"rid": None, "csrf": secrets.token_urlsafe(24)}
+        return {"sid": None, "csrf": secrets.token_urlsafe(24)}
 
     def write_session(resp: Response, data: dict[str, Any]) -> Response:
         resp.set_cookie(COOKIE, ctx.serializer.dumps(data), max_age=SESSION_MAX_AGE_S, httponly=True,
@@ -147,8 +149,8 @@ def make_review_router(
                            status_code=403)
 
     def current(s: Session, sess: dict[str, Any]) -> Reviewer:
-        rid = sess.get("rid")
-        r = ctx.service(s).reviewer(int(rid)) if isinstance(rid, int) else None
+        sid = sess.get("sid")
+        r = ctx.service(s).session_reviewer(sid) if isinstance(sid, str) else None
         if r is None:
             raise _NotLoggedIn
         return r
@@ -179,15 +181,18 @@ def make_review_router(
             except IdvError as e:
                 s.commit()  # keep the audit row of the failed attempt
                 return page(request, "login.html", sess, status_code=e.status_code, error=e.detail, me=None)
+            sid = ctx.service(s).open_session(r, lifetime=dt.timedelta(seconds=SESSION_MAX_AGE_S))
             s.commit()
-            rid = r.id
         # a fresh CSRF token at login (no token fixation across the privilege change)
-        return write_session(to(f"{P}/"), {"rid": rid, "csrf": secrets.token_urlsafe(24)})
+        return write_session(to(f"{P}/"), {"sid": sid, "csrf": secrets.token_urlsafe(24)})
 
     @router.post("/logout")
     def logout(request: Request, csrf_token: str = Form("")) -> Response:
         sess = read_session(request)
         check_csrf(sess, csrf_token)
+        if isinstance(sess.get("sid"), str):
+            with unit_of_work(ctx.factory) as s:
+                ctx.service(s).close_session(sess["sid"])  # a copy of the cookie is now worthless
         resp = to(f"{P}/login")
         resp.delete_cookie(COOKIE, path=P or "/")
         return resp

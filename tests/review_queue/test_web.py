@@ -119,6 +119,24 @@ def test_web_refusals_change_nothing(app_env):
         assert s.scalar(select(func.count()).where(AuditEvent.action == "reveal", AuditEvent.case_id == cid)) == 1
 
 
+def test_logout_ends_the_session_on_the_server(app_env):
+    """A copy of the session cookie taken before logout opens nothing afterwards."""
+    app, factory, ids = app_env
+    alice = TestClient(app)
+    token = _login(alice, "alice")
+    stolen = dict(alice.cookies)
+    r = alice.post("/review/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/review/login"
+    thief = TestClient(app, cookies=stolen)
+    for url in ("/review/", f"/review/cases/{ids[0]}"):
+        r = thief.get(url, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/review/login", url
+    with factory() as s:
+        assert s.scalar(select(func.count()).where(AuditEvent.action == "logout")) == 1
+    # logging in again works and makes a new session
+    _login(alice, "alice")
+
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
