@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from review_queue.db import Case
@@ -91,11 +92,13 @@ class ReviewBridge:
         self.ctx = ctx
 
     def service(self, session: Session) -> Any:
+        from ocr import check_field_value
         from review_queue.service import ReviewConfig, ReviewService
 
         policy = getattr(self.ctx.engines, "policy", None)
         config = ReviewConfig.from_policy(policy) if policy is not None else ReviewConfig()
-        return ReviewService(session, config=config, store=self.ctx.evidence.store, on_decided=self.on_decided)
+        return ReviewService(session, config=config, store=self.ctx.evidence.store, on_decided=self.on_decided,
+                             check_correction=check_field_value)
 
     def open_case(self, session: Session, rec: VerificationRecord, report: Any) -> str:
         from review_queue.service import EvidenceImage
@@ -137,6 +140,7 @@ class ReviewBridge:
         if rec.result is not None:
             rec.result = {**rec.result, "decision": outcome, "decided_by": "reviewer",
                           "review_reason": case.decided_reason}
+            self._apply_corrections(session, rec, case)
         self.ctx.metrics.decisions.labels(outcome=f"review_{outcome}").inc()
         log.info("verification %s decided %s by review", rec.id, outcome)
         if self.ctx.webhooks is not None:
@@ -144,6 +148,37 @@ class ReviewBridge:
 
             self.ctx.webhooks.enqueue(session, rec, decision_event(rec, decided_by="reviewer"))
             self.ctx.webhooks.kick()  # the pump retries until the reviewer's transaction has committed
+
+    def _apply_corrections(self, session: Session, rec: VerificationRecord, case: Case) -> None:
+        """The reviewer's readings replace the machine's in what the app reads back: masked in the
+        row's result, in full in the encrypted PII object; each listed in `review_corrections`."""
+        from models.masking import mask_value
+        from review_queue.service import ReviewService
+
+        fields = ReviewService(session, store=self.ctx.evidence.store).fields_of(case)
+        corrected = {k: f["corrected"] for k, f in fields.items() if f.get("corrected")}
+        if not corrected:
+            return
+        result = dict(rec.result or {})
+        masked = dict(result.get("fields") or {})
+        notes = []
+        for k, v in corrected.items():
+            notes.append({"field": k, "from": mask_value(k, fields[k].get("value")), "to": mask_value(k, v)})
+            masked[k] = mask_value(k, v)
+        result["fields"], result["review_corrections"] = masked, notes
+        rec.result = result
+        if rec.pii_object:
+            ev = self.ctx.evidence
+            pii = ev.get_json(rec.pii_object) or {}
+            pii["fields"] = {**(pii.get("fields") or {}), **corrected}
+            pii["review_corrections"] = [{"field": k, "from": fields[k].get("value"), "to": v}
+                                         for k, v in corrected.items()]
+            old, new = rec.pii_object, ev.put_json(pii)
+            rec.pii_object = new
+            # the replaced ciphertext goes once the decision commits; if it rolls back, the new one
+            # goes instead, so no orphan is left either way
+            event.listen(session, "after_commit", lambda _s: ev.delete([old]), once=True)
+            event.listen(session, "after_rollback", lambda _s: ev.delete([new]), once=True)
 
     def purge_case(self, session: Session, case_id: str) -> None:
         """Delete the case's images (ciphertext files and rows) and its personal fields."""
@@ -177,6 +212,7 @@ def mount_review_ui(app: FastAPI, ctx: ApiContext) -> None:
     event shape for machine and reviewer decisions alike, from `on_decided`."""
     import hashlib
 
+    from ocr import check_field_value
     from review_queue.policy import load_policy
     from review_queue.web import make_review_router
 
@@ -191,5 +227,6 @@ def mount_review_ui(app: FastAPI, ctx: ApiContext) -> None:
         on_decided=ctx.review.on_decided,
         prefix="/review",
         secure_cookie=s.mode == "production",
+        check_correction=check_field_value,
     )
     app.include_router(router)

@@ -127,6 +127,7 @@ class Reason(StrEnum):
     REVIEW_QUEUE_EMPTY = "review.queue_empty"
     REVIEW_SAME_REVIEWER = "review.same_reviewer"
     REVIEW_FIELD_UNKNOWN = "review.field_unknown"
+    REVIEW_CORRECTION_INVALID = "review.correction_invalid"
     REVIEW_AUDIT_APPEND_ONLY = "review.audit_append_only"
     REVIEW_POLICY_INVALID = "review.policy_invalid"
     REVIEW_HOLIDAY_FILE_INVALID = "review.holiday_file_invalid"

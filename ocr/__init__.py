@@ -13,7 +13,7 @@ from .idnumber import check_digit, validate_id_number
 from .masking import mask_address, mask_id_number, mask_name
 from .reader import FieldRead, IdCardReader, IdCardResult, OcrConfig, Side
 from .synthetic import CardPerson, ground_truth, phone_photo, random_person, render_back, render_front
-from .validation import CardValidation, validate_card
+from .validation import CardValidation, check_field_value, validate_card
 
 __all__ = [
     "ETHNICITIES",
@@ -25,6 +25,7 @@ __all__ = [
     "OcrConfig",
     "Side",
     "check_digit",
+    "check_field_value",
     "ground_truth",
     "is_card_name",
     "mask_address",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from models.reasons import Reason
 
 from .ethnicities import KNOWN_UNDETERMINED, is_recognised
+from .fields import is_card_name
 from .idnumber import birth_date_of, sex_of, validate_id_number
 from .masking import mask_value
 from .reader import IdCardResult, Side
@@ -147,3 +149,42 @@ def validate_card(
         pass  # a one-sided submission (manual path) validates what it has
     out = tuple(dict.fromkeys(reasons))
     return CardValidation(not any(r in HARD for r in out), out, checks, tuple(corrections))
+
+
+def _iso_date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if len(value) == 10 else None
+    except ValueError:
+        return None
+
+
+def check_field_value(field: str, value: str) -> str | None:
+    """Why `value` cannot be what a resident ID card prints in `field`, or None when it can.
+
+    For a reviewer's correction of a misread: the same rules the reader's output is held to, so a
+    typo (or a value pasted from elsewhere) is refused at once instead of being approved."""
+    v = value.strip()
+    if not v or any(unicodedata.category(c)[0] == "C" or c == "\ufffd" for c in v):
+        return "empty, or holds control or undecodable characters"
+    if field == "name":
+        return None if is_card_name(v) else "a name is Chinese characters and '·' only"
+    if field == "sex":
+        return None if v in ("男", "女") else "sex is 男 or 女"
+    if field == "ethnicity":
+        # unlisted wording (e.g. 穿青人) is legitimate: it sends the case to review, not out
+        return None if len(v) <= 10 and all(unicodedata.category(c) == "Lo" for c in v) else "an ethnicity is 1-10 Chinese characters"
+    if field in ("birth_date", "valid_from"):
+        return None if _iso_date(v) else "a date is written YYYY-MM-DD"
+    if field == "valid_until":
+        return None if v == "长期" or _iso_date(v) else "an end date is YYYY-MM-DD or 长期"
+    if field == "id_number":
+        reasons = validate_id_number(v.upper())
+        if Reason.IDCARD_NUMBER_FORMAT_INVALID in reasons:
+            return "an ID number is 17 digits and a digit or X"
+        if Reason.IDCARD_CHECKSUM_INVALID in reasons:
+            # a reading that fails its own check digit is a misread again, or a forged card
+            return "this number fails its check digit: re-read it, or reject the case"
+        return None
+    if field in ("address", "authority"):
+        return None if len(v) <= 64 else "at most 64 characters"
+    return None

@@ -155,8 +155,11 @@ class ReviewService:
         calendar: WorkCalendar | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         on_decided: Callable[[Session, Case], None] | None = None,
+        check_correction: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.session = session
+        # the card's field rules live in ocr/; the API injects them (ocr.check_field_value)
+        self.check_correction = check_correction
         self.config = config
         self.store = store
         self.calendar = calendar or WorkCalendar()
@@ -589,7 +592,14 @@ class ReviewService:
         if not value.strip() or len(value) > MAX_FIELD_CHARS:
             raise IdvError(Reason.REVIEW_TEXT_TOO_LONG, f"a corrected value has 1-{MAX_FIELD_CHARS} characters",
                            status_code=422)
-        fields[field_name]["corrected"] = value.strip()
+        value = value.strip()
+        problem = self.check_correction(field_name, value) if self.check_correction is not None else (
+            "holds control or undecodable characters"
+            if any(c in value for c in "\ufffd\x00") or not value.isprintable() else None
+        )
+        if problem:
+            raise IdvError(Reason.REVIEW_CORRECTION_INVALID, f"{field_name}: {problem}", status_code=422)
+        fields[field_name]["corrected"] = value
         fields[field_name]["corrected_by"] = reviewer.username
         self._set_fields(c, fields)  # a new object: JSON columns track assignment only
         self._audit(reviewer.username, reviewer.id, "correct_field", c.id, {"field": field_name})

@@ -71,10 +71,11 @@ class _Ctx:
     prefix: str
     secure_cookie: bool
     on_decided: Callable[[Session, Case], None] | None
+    check_correction: Callable[[str, str], str | None] | None = None
 
     def service(self, s: Session) -> ReviewService:
         return ReviewService(s, config=self.config, store=self.store, calendar=self.calendar,
-                             on_decided=self.on_decided)
+                             on_decided=self.on_decided, check_correction=self.check_correction)
 
 
 def _error_page(request: Request, e: IdvError) -> Response:
@@ -113,6 +114,7 @@ def make_review_router(
     on_decided: Callable[[Session, Case], None] | None = None,
     prefix: str = "/review",
     secure_cookie: bool = False,
+    check_correction: Callable[[str, str], str | None] | None = None,
 ) -> APIRouter:
     """The reviewer UI, to be included with `app.include_router(router)` (paths carry `prefix`)."""
     pol = policy or load_policy()
@@ -120,6 +122,7 @@ def make_review_router(
         factory=session_factory, store=store, config=ReviewConfig.from_policy(pol, webhook_url=webhook_url),
         calendar=calendar or WorkCalendar(), serializer=URLSafeTimedSerializer(secret_key, salt="idv-review"),
         prefix=prefix.rstrip("/"), secure_cookie=secure_cookie, on_decided=on_decided,
+        check_correction=check_correction,
     )
     router = APIRouter(prefix=ctx.prefix, route_class=_HtmlRoute, include_in_schema=False)
     P = ctx.prefix

@@ -63,7 +63,8 @@ def test_face_mismatch_rejected(api: ApiEnv) -> None:
 
 
 def test_poor_capture_goes_to_review_then_reviewer_decides_and_webhook_is_signed(api: ApiEnv) -> None:
-    from api.db import unit_of_work
+    from api.db import VerificationRecord, unit_of_work
+    from models.errors import IdvError
     from review_queue.db import Case
 
     r = _verify(api, clip="dark_clip")
@@ -73,18 +74,32 @@ def test_poor_capture_goes_to_review_then_reviewer_decides_and_webhook_is_signed
     assert body["case_id"]
     assert any(c.startswith(("liveness.", "quality.")) for c in body["reasons"])
 
+    with api.ctx.session_factory() as s0:
+        pii_before = s0.get(VerificationRecord, body["id"]).pii_object
     # a reviewer decides through the review queue's service, with the API's hook
     bridge = api.ctx.review
     with unit_of_work(api.ctx.session_factory) as s:
         svc = bridge.service(s)
         reviewer = svc.create_reviewer(username="rev1", password="correct horse battery")
         svc.claim(body["case_id"], reviewer)
-        svc.decide(body["case_id"], reviewer, outcome="approve", reason="machine_doubt_resolved")
+        # a reviewer's correction is held to the card's rules (a typo is refused, nothing stored) ...
+        for field, bad in (("sex", "<img src=x>"), ("birth_date", "NaN"), ("id_number", "-1e309"), ("name", "\ufffd")):
+            with pytest.raises(IdvError) as e:
+                svc.correct_field(body["case_id"], reviewer, field_name=field, value=bad)
+            assert e.value.code == "review.correction_invalid", field
+        svc.correct_field(body["case_id"], reviewer, field_name="name", value="王小明")
+        svc.decide(body["case_id"], reviewer, outcome="approve", reason="ocr_misread_corrected")
     api.ctx.webhooks.kick()
     event = _check_webhook(api, body["id"], "approved", "reviewer")
     assert event["applicant_ref"] == "applicant-001"
     after = api.client.get(f"/v1/verifications/{body['id']}", headers=api.auth("a")).json()
     assert after["status"] == "completed" and after["decision"] == "approved"
+    # ... and what the app reads back carries it: masked by default, in full with pii:read
+    assert after["result"]["fields"]["name"] == "王**"
+    assert [c["field"] for c in after["result"]["review_corrections"]] == ["name"]
+    full = api.client.get(f"/v1/verifications/{body['id']}", headers=api.auth("a_pii")).json()
+    assert full["result"]["fields"]["name"] == "王小明"
+    assert not api.ctx.evidence.store.exists(pii_before)  # the superseded PII object is gone
 
     # DELETE purges images and PII for real (files and rows), the anonymised decision stays
     with api.ctx.session_factory() as s:

@@ -2,6 +2,8 @@
 
 from datetime import date
 
+import pytest
+
 from models.reasons import Reason
 from ocr import FieldRead, IdCardResult, Side, check_digit, validate_card
 
@@ -77,3 +79,17 @@ def test_correction_is_reported_masked():
 def test_wrong_side_uploaded():
     v = validate_card(back(), front(), today=TODAY)
     assert Reason.CARD_WRONG_SIDE in v.reasons and not v.passed
+
+
+@pytest.mark.parametrize("field, value, ok", [
+    ("name", "欧阳娜娜", True), ("name", "Zhang", False), ("sex", "女", True), ("sex", "F", False),
+    ("ethnicity", "穿青人", True), ("ethnicity", "<b>", False),
+    ("birth_date", "1990-02-28", True), ("birth_date", "1990-02-30", False), ("birth_date", "NaN", False),
+    ("valid_until", "长期", True), ("valid_until", "2030-13-01", False),
+    ("id_number", "11010519491231002X", True), ("id_number", "110105194912310027", False),
+    ("id_number", "-1e309", False), ("address", "北京市朝阳区\x00", False), ("authority", "北京市公安局朝阳分局", True),
+])
+def test_reviewer_readings_are_held_to_the_card_rules(field, value, ok):
+    from ocr import check_field_value
+
+    assert (check_field_value(field, value) is None) is ok, check_field_value(field, value)
