@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+import dataclasses
+from typing import Annotated
 
-from liveness.challenge import issue_challenge
+from fastapi import APIRouter, Query, status
+
+from liveness.challenge import issue_challenge, parse_actions
+from models.errors import IdvError
+from models.reasons import Reason
 
 from .auth import SCOPE_CREATE
 from .db import ChallengeRecord, add_challenge
@@ -25,6 +30,10 @@ a second use answers 409 `liveness.challenge_used`, an expired one 410 `liveness
 front camera records, the default) the nose then points to the **image's right**. If your app uploads the
 mirrored selfie-preview image instead, send `mirrored=true` with the verification so the server swaps
 image directions; `blink` and `open_mouth` are unaffected.
+
+**Development mode only**: `?actions=open_mouth,blink` fixes the actions, so a recorded test clip
+can be sent against a challenge it performs. Production refuses the parameter (403): there the
+applicant never knows the actions in advance.
 """
 
 
@@ -36,10 +45,21 @@ image directions; `blink` and `open_mouth` are unaffected.
     description=CHALLENGE_DOC,
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 429: {"model": ErrorOut}},
 )
-def create_challenge(ctx: Ctx, caller: Caller, session: DbSession) -> ChallengeOut:
+def create_challenge(
+    ctx: Ctx, caller: Caller, session: DbSession,
+    actions: Annotated[str | None, Query(max_length=128, description="development mode only: fixed actions")] = None,
+) -> ChallengeOut:
     caller.require(SCOPE_CREATE)
     s = ctx.settings
     ch = issue_challenge(n_min=s.challenge_actions_min, n_max=s.challenge_actions_max, ttl_s=s.challenge_ttl_s)
+    if actions is not None:
+        if s.mode != "development":
+            raise IdvError(Reason.AUTH_FORBIDDEN, "fixed challenge actions exist only in development mode",
+                           status_code=403)
+        fixed = parse_actions(actions)
+        if not 1 <= len(fixed) <= 3 or len(set(fixed)) != len(fixed):
+            raise IdvError(Reason.LIVENESS_CHALLENGE_INVALID, "give 1-3 distinct actions", status_code=422)
+        ch = dataclasses.replace(ch, actions=fixed)
     add_challenge(
         session,
         ChallengeRecord(

@@ -289,3 +289,15 @@ def test_declared_fields_must_be_text_of_their_form(api: ApiEnv, field: str, val
     r = api.client.post("/v1/verifications", headers={**api.auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"},
                         content=body)
     assert r.status_code == 422 and _shape(r)["type"] == "input.invalid", r.text
+
+
+def test_fixed_challenge_actions_only_in_development(api: ApiEnv, monkeypatch) -> None:
+    r = api.client.post("/v1/challenges?actions=open_mouth,blink", headers=api.auth("a"))
+    assert r.status_code == 201 and r.json()["actions"] == ["open_mouth", "blink"]
+    for bad in ("open_mouth,open_mouth", "fly", "blink,open_mouth,turn_left,turn_right"):
+        r = api.client.post(f"/v1/challenges?actions={bad}", headers=api.auth("a"))
+        assert r.status_code == 422 and _shape(r)["type"] == "liveness.challenge_invalid", bad
+    monkeypatch.setattr(api.ctx, "settings", api.ctx.settings.model_copy(update={"mode": "production"}))
+    r = api.client.post("/v1/challenges?actions=blink", headers=api.auth("a"))
+    assert r.status_code == 403 and _shape(r)["type"] == "auth.forbidden"
+    assert api.client.post("/v1/challenges", headers=api.auth("a")).status_code == 201
