@@ -18,8 +18,9 @@ def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@router.get(
+@router.api_route(
     "/readyz",
+    methods=["GET", "HEAD"],
     response_model=HealthOut,
     summary="Models loaded and database reachable",
     responses={503: {"model": HealthOut}},
@@ -38,6 +39,6 @@ def readyz(ctx: Ctx) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.api_route("/metrics", methods=["GET", "HEAD"], include_in_schema=False)
 def metrics(ctx: Ctx) -> Response:
     return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)

@@ -175,6 +175,8 @@ def to_out(ctx: ApiContext, rec: VerificationRecord, caller: Principal) -> Verif
         pii = ctx.evidence.get_json(rec.pii_object)  # type: ignore[arg-type]
         if isinstance(pii, dict):
             result = {**result, "fields": pii.get("fields", {}), "stages": pii.get("stages", {})}
+            if "review_corrections" in pii:
+                result["review_corrections"] = pii["review_corrections"]
         else:
             show_pii = False
     return VerificationOut(

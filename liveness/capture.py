@@ -15,7 +15,6 @@ import re
 import tempfile
 import time
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,8 +180,11 @@ def load_capture(
         raise InputError(Reason.INPUT_EMPTY, "the capture file is empty (0 bytes)")
     if size > max_bytes:
         raise InputError(Reason.INPUT_TOO_LARGE, f"the capture is {size} bytes, limit {max_bytes}")
-    with path.open("rb") as f:
-        head = f.read(64)
+    try:
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError:
+        raise InputError(Reason.INPUT_UNREADABLE, "the capture file cannot be read") from None
     if sniff_video_type(head) is None:
         raise InputError(
             Reason.INPUT_WRONG_TYPE, "the file is not an MP4/MOV/WebM video (checked by content, not name)"
@@ -241,7 +243,7 @@ def _from_zip(data: bytes, **limits) -> FrameSequence:
         def read() -> np.ndarray:
             try:
                 raw = zf.read(info)
-            except (zipfile.BadZipFile, zlib.error, OSError, ValueError, RuntimeError, EOFError):
+            except Exception:  # BadZipFile, zlib/bz2/lzma errors, EOFError...: every codec has its own
                 raise InputError(Reason.INPUT_UNREADABLE, "a frame in the zip is corrupt") from None
             return decode_image(raw, max_pixels=max_pixels, what="frame")
         return read

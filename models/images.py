@@ -134,4 +134,8 @@ def read_image_file(path: str | Path, **kw) -> np.ndarray:
     limit = kw.get("max_bytes", DEFAULT_MAX_BYTES)
     if size > limit:
         raise InputError(Reason.INPUT_TOO_LARGE, f"{kw.get('what', 'image')} is {size} bytes; limit {limit}")
-    return decode_image(p.read_bytes(), **kw)
+    try:
+        data = p.read_bytes()
+    except OSError:  # e.g. /proc/self/mem: a regular file that cannot be read
+        raise InputError(Reason.INPUT_UNREADABLE, f"{kw.get('what', 'image')} file cannot be read: {p.name}") from None
+    return decode_image(data, **kw)

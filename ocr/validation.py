@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from collections.abc import Mapping
 from typing import Any
 
 from models.reasons import Reason
@@ -158,25 +159,51 @@ def _iso_date(value: str) -> date | None:
         return None
 
 
-def check_field_value(field: str, value: str) -> str | None:
+_ADDRESS_PUNCT = frozenset("-()（）·#、，,．.－—/")
+
+
+def _is_han(c: str) -> bool:
+    return unicodedata.name(c, "").startswith("CJK")
+
+
+def check_field_value(field: str, value: str, card: Mapping[str, str | None] | None = None) -> str | None:
     """Why `value` cannot be what a resident ID card prints in `field`, or None when it can.
 
-    For a reviewer's correction of a misread: the same rules the reader's output is held to, so a
-    typo (or a value pasted from elsewhere) is refused at once instead of being approved."""
+    For a reviewer's correction of a misread: the reader's rules per field, and the cross-field
+    rules against the card's other values (`card`, field -> current value), so a typo, a value
+    pasted from elsewhere or a reading that contradicts the ID number is refused at once instead
+    of being approved."""
     v = value.strip()
+    card = {k: (x or "").strip() for k, x in (card or {}).items()}
     if not v or any(unicodedata.category(c)[0] == "C" or c == "\ufffd" for c in v):
         return "empty, or holds control or undecodable characters"
+    number = card.get("id_number", "")
+    number_ok = len(number) == 18 and not {Reason.IDCARD_NUMBER_FORMAT_INVALID, Reason.IDCARD_CHECKSUM_INVALID} & set(validate_id_number(number))
     if field == "name":
         return None if is_card_name(v) else "a name is Chinese characters and '·' only"
     if field == "sex":
-        return None if v in ("男", "女") else "sex is 男 or 女"
+        if v not in ("男", "女"):
+            return "sex is 男 or 女"
+        if number_ok and sex_of(number) != v:
+            return "contradicts the ID number's sequence digit"
+        return None
     if field == "ethnicity":
         # unlisted wording (e.g. 穿青人) is legitimate: it sends the case to review, not out
-        return None if len(v) <= 10 and all(unicodedata.category(c) == "Lo" for c in v) else "an ethnicity is 1-10 Chinese characters"
-    if field in ("birth_date", "valid_from"):
-        return None if _iso_date(v) else "a date is written YYYY-MM-DD"
-    if field == "valid_until":
-        return None if v == "长期" or _iso_date(v) else "an end date is YYYY-MM-DD or 长期"
+        return None if len(v) <= 10 and all(_is_han(c) for c in v) else "an ethnicity is 1-10 Chinese characters"
+    if field in ("birth_date", "valid_from", "valid_until"):
+        if field == "valid_until" and v == "长期":
+            return None
+        d = _iso_date(v)
+        if d is None:
+            return "a date is written YYYY-MM-DD" + (" or 长期" if field == "valid_until" else "")
+        if field == "birth_date":
+            if d > date.today():
+                return "a birth date cannot be in the future"
+            if number_ok and birth_date_of(number) != d:
+                return "contradicts the birth date in the ID number"
+        if field == "valid_from" and d > date.today():
+            return "a card cannot have been issued in the future"
+        return None
     if field == "id_number":
         reasons = validate_id_number(v.upper())
         if Reason.IDCARD_NUMBER_FORMAT_INVALID in reasons:
@@ -184,7 +211,20 @@ def check_field_value(field: str, value: str) -> str | None:
         if Reason.IDCARD_CHECKSUM_INVALID in reasons:
             # a reading that fails its own check digit is a misread again, or a forged card
             return "this number fails its check digit: re-read it, or reject the case"
+        born = _iso_date(card.get("birth_date", ""))
+        if born is not None and birth_date_of(v.upper()) != born:
+            return "its birth date contradicts the card's printed birth date"
+        if card.get("sex") in ("男", "女") and sex_of(v.upper()) != card["sex"]:
+            return "its sequence digit contradicts the card's printed sex"
         return None
     if field in ("address", "authority"):
-        return None if len(v) <= 64 else "at most 64 characters"
+        # Chinese text with house numbers; Latin-1 mojibake of a non-UTF-8 client, markup or
+        # "NaN" has no Han characters or holds characters no card prints
+        if len(v) > 64:
+            return "at most 64 characters"
+        if sum(_is_han(c) for c in v) < 2 or not all(
+            _is_han(c) or (c.isascii() and c.isalnum()) or c.isdigit() or c in _ADDRESS_PUNCT for c in v
+        ):
+            return "Chinese text, digits and house-number punctuation only"
+        return None
     return None

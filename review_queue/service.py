@@ -155,7 +155,7 @@ class ReviewService:
         calendar: WorkCalendar | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         on_decided: Callable[[Session, Case], None] | None = None,
-        check_correction: Callable[[str, str], str | None] | None = None,
+        check_correction: Callable[[str, str, Mapping[str, Any]], str | None] | None = None,
     ) -> None:
         self.session = session
         # the card's field rules live in ocr/; the API injects them (ocr.check_field_value)
@@ -589,11 +589,16 @@ class ReviewService:
         fields = self.fields_of(c)
         if field_name not in fields:
             raise IdvError(Reason.REVIEW_FIELD_UNKNOWN, f"the case has no field {field_name!r}", status_code=422)
-        if not value.strip() or len(value) > MAX_FIELD_CHARS:
+        if not value.strip():
+            raise IdvError(Reason.REVIEW_CORRECTION_INVALID, f"{field_name}: a corrected value cannot be empty",
+                           status_code=422)
+        if len(value) > MAX_FIELD_CHARS:
             raise IdvError(Reason.REVIEW_TEXT_TOO_LONG, f"a corrected value has 1-{MAX_FIELD_CHARS} characters",
                            status_code=422)
         value = value.strip()
-        problem = self.check_correction(field_name, value) if self.check_correction is not None else (
+        # the card as it now reads: other fields' corrections where made, else the machine's reading
+        card = {k: (f.get("corrected") or f.get("value")) for k, f in fields.items() if k != field_name}
+        problem = self.check_correction(field_name, value, card) if self.check_correction is not None else (
             "holds control or undecodable characters"
             if any(c in value for c in "\ufffd\x00") or not value.isprintable() else None
         )

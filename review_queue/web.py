@@ -71,7 +71,7 @@ class _Ctx:
     prefix: str
     secure_cookie: bool
     on_decided: Callable[[Session, Case], None] | None
-    check_correction: Callable[[str, str], str | None] | None = None
+    check_correction: Callable[..., str | None] | None = None
 
     def service(self, s: Session) -> ReviewService:
         return ReviewService(s, config=self.config, store=self.store, calendar=self.calendar,
@@ -114,7 +114,7 @@ def make_review_router(
     on_decided: Callable[[Session, Case], None] | None = None,
     prefix: str = "/review",
     secure_cookie: bool = False,
-    check_correction: Callable[[str, str], str | None] | None = None,
+    check_correction: Callable[..., str | None] | None = None,
 ) -> APIRouter:
     """The reviewer UI, to be included with `app.include_router(router)` (paths carry `prefix`)."""
     pol = policy or load_policy()

@@ -25,7 +25,8 @@ def test_health_ready_metrics_docs(api: ApiEnv) -> None:
     m = api.client.get("/metrics").text
     for name in ("idv_http_requests_total", "idv_stage_seconds", "idv_decisions_total", "idv_review_queue_depth"):
         assert name in m
-    assert api.client.head("/healthz").status_code == 200  # load balancers probe with HEAD
+    for probe in ("/healthz", "/readyz", "/metrics"):  # load balancers probe with HEAD
+        assert api.client.head(probe).status_code == 200, probe
 
 
 def test_made_up_methods_share_one_metrics_label(api: ApiEnv) -> None:

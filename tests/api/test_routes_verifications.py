@@ -99,6 +99,7 @@ def test_poor_capture_goes_to_review_then_reviewer_decides_and_webhook_is_signed
     assert [c["field"] for c in after["result"]["review_corrections"]] == ["name"]
     full = api.client.get(f"/v1/verifications/{body['id']}", headers=api.auth("a_pii")).json()
     assert full["result"]["fields"]["name"] == "王小明"
+    assert full["result"]["review_corrections"][0]["to"] == "王小明"
     assert not api.ctx.evidence.store.exists(pii_before)  # the superseded PII object is gone
 
     # DELETE purges images and PII for real (files and rows), the anonymised decision stays

@@ -138,3 +138,16 @@ def test_unexpected_errors_are_described_without_their_message():
         text = describe_unexpected(exc)
     assert text.startswith("zlib.error at ") and "test_capture.py" in text
     assert "张三" not in text and "1101" not in text
+
+
+def test_a_damaged_lzma_zip_is_unreadable_input(live_dir):
+    folder = live_dir / "frames" / "liveportrait_d18_5fps"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_LZMA) as z:
+        for p in sorted(folder.iterdir())[:10]:
+            z.write(p, p.name)
+    data = bytearray(buf.getvalue())
+    data[200:300] = b"\x00" * 100
+    with pytest.raises(InputError) as e:
+        load_capture_bytes(bytes(data))
+    assert e.value.code == Reason.INPUT_UNREADABLE

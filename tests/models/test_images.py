@@ -60,3 +60,11 @@ def test_device_paths_are_wrong_type_not_missing():
         with pytest.raises(InputError) as e:
             load("/dev/zero")
         assert e.value.code == Reason.INPUT_WRONG_TYPE and "regular file" in e.value.detail
+
+
+def test_a_regular_file_that_cannot_be_read_is_unreadable():
+    from models.images import read_image_file
+
+    with pytest.raises(InputError) as e:
+        read_image_file("/proc/self/mem")  # a regular file whose read() fails with EIO
+    assert e.value.code == Reason.INPUT_UNREADABLE

@@ -93,3 +93,17 @@ def test_reviewer_readings_are_held_to_the_card_rules(field, value, ok):
     from ocr import check_field_value
 
     assert (check_field_value(field, value) is None) is ok, check_field_value(field, value)
+
+
+def test_reviewer_readings_must_agree_with_the_rest_of_the_card():
+    from ocr import check_field_value
+
+    card = {"id_number": "540229201610315422", "sex": "女", "birth_date": "2016-10-31"}
+    assert check_field_value("sex", "男", card) is not None  # 17th digit 2: female
+    assert check_field_value("birth_date", "2016-10-30", card) is not None
+    assert check_field_value("birth_date", "9999-12-31", {}) is not None
+    assert check_field_value("birth_date", "2016-10-31", card) is None
+    assert check_field_value("id_number", "11010519491231002X", card) is not None  # other birth date
+    for junk in ("<img src=x onerror=alert(1)>", "NaN", "ÄãºÃ°¡"):  # markup, NaN, Latin-1 mojibake
+        assert check_field_value("address", junk, card) is not None, junk
+    assert check_field_value("address", "北京市朝阳区建国路88号SOHO现代城A座1201", card) is None
