@@ -51,6 +51,14 @@ def _quad_score(quad: np.ndarray, img_area: float) -> tuple[float, float]:
 
 def find_card(image: np.ndarray) -> CardQuad | None:
     """The card's quadrilateral, or None. Tries edge contours and bright-region masks."""
+    cands = find_card_candidates(image, limit=1)
+    return cands[0] if cands else None
+
+
+def find_card_candidates(image: np.ndarray, limit: int = 3, min_relative_score: float = 0.5) -> list[CardQuad]:
+    """The best distinct card quadrilaterals, best first: the runner-up is read when the best one
+    proves wrong (a tilted card under glare whose best contour merged with the background and cut
+    the number line off), and only while it scores at least `min_relative_score` of the best."""
     h, w = image.shape[:2]
     s = WORK_SIDE / max(h, w)
     small = cv2.resize(image, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else image
@@ -66,7 +74,7 @@ def find_card(image: np.ndarray) -> CardQuad | None:
     hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
     pale = ((hsv[..., 1] < 60) & (hsv[..., 2] > np.percentile(hsv[..., 2], 40))).astype(np.uint8) * 255
     masks.append(cv2.morphologyEx(pale, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8)))
-    best: tuple[float, np.ndarray, float] | None = None
+    found: list[tuple[float, np.ndarray, float]] = []
     img_area = float(sh * sw)
     for m in masks:
         contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
@@ -98,15 +106,24 @@ def find_card(image: np.ndarray) -> CardQuad | None:
             # how well the contour fills its quad: a card does, a merged background blob does not
             fill = cv2.contourArea(hull) / max(1.0, cv2.contourArea(quad.astype(np.float32)))
             score *= min(1.0, fill) ** 2
-            if score > 0 and (best is None or score > best[0]):
-                best = (score, quad, area)
-    if best is None:
-        return None
-    _, quad, area = best
+            if score > 0:
+                found.append((score, quad, area))
+    found.sort(key=lambda x: -x[0])
+    out: list[CardQuad] = []
+    kept: list[np.ndarray] = []
     margin = 3
-    touches = bool(np.any(quad[:, 0] <= margin) or np.any(quad[:, 1] <= margin)
-                   or np.any(quad[:, 0] >= sw - 1 - margin) or np.any(quad[:, 1] >= sh - 1 - margin))
-    return CardQuad(order_corners(quad / s), float(area), touches, "contour")
+    for score, quad, area in found:
+        if len(out) >= limit or score < min_relative_score * found[0][0]:
+            break
+        ordered = order_corners(quad)
+        # the same card seen through another mask is not a different candidate
+        if any(float(np.abs(ordered - k).max()) < 0.03 * max(sh, sw) for k in kept):
+            continue
+        kept.append(ordered)
+        touches = bool(np.any(quad[:, 0] <= margin) or np.any(quad[:, 1] <= margin)
+                       or np.any(quad[:, 0] >= sw - 1 - margin) or np.any(quad[:, 1] >= sh - 1 - margin))
+        out.append(CardQuad(order_corners(quad / s), float(area), touches, "contour"))
+    return out
 
 
 def whole_image_quad(image: np.ndarray) -> CardQuad:

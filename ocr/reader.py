@@ -119,6 +119,11 @@ def _has_hole(chars: tuple[Char, ...], start: float, end: float | None = None) -
     return any(b - a > 2.0 * GLYPH for a, b in zip(xs, xs[1:]))
 
 
+def _completeness(r: "IdCardResult") -> tuple[int, int]:
+    """(a card was read, how many of its side's fields have a value): to compare two quads."""
+    return int(r.card_found), sum(1 for f in r.fields.values() if f.value)
+
+
 def _emittable(text: str, charset: frozenset[str]) -> str:
     return "".join(c for c in text if c in charset)
 
@@ -145,18 +150,33 @@ class IdCardReader:
     def read(self, image: np.ndarray | bytes, *, expected_side: Side | None = None) -> IdCardResult:
         t0 = time.perf_counter()
         img = self._as_bgr(image)
-        cfg = self.config
-        reasons: list[Reason] = []
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
-        quad = geometry.find_card(img)
+        quads = geometry.find_card_candidates(img)
+        quad = quads[0] if quads else None
         if geometry.image_is_card_shaped(img) and (quad is None or quad.touches_border or not 0.3 <= quad.area_fraction <= 0.7):
             # already a tight crop of the card: a quad found inside it is a printed block, not the card
             quad = geometry.whole_image_quad(img)
+            quads = [quad]
         timings["locate"] = (time.perf_counter() - t) * 1000
         if quad is None:
             return self._empty(Reason.CARD_NOT_FOUND, t0, timings)
+        result = self._read_quad(img, quad, expected_side, t0, dict(timings))
+        for alt in quads[1:]:
+            # a field missing may mean the quad cut the card: the runner-up quad gets one read, and
+            # its result is kept only when it has more of the side's fields
+            if result.card_found and Reason.IDCARD_FIELD_MISSING not in result.reasons:
+                break
+            other = self._read_quad(img, alt, expected_side, t0, dict(timings))
+            if _completeness(other) > _completeness(result):
+                result = other
+        return result
+
+    def _read_quad(self, img: np.ndarray, quad: geometry.CardQuad, expected_side: Side | None, t0: float,
+                   timings: dict[str, float]) -> IdCardResult:
+        cfg = self.config
+        reasons: list[Reason] = []
         if geometry.card_width_px(quad) < cfg.min_card_width_px or quad.area_fraction < cfg.min_area_fraction:
             reasons.append(Reason.CARD_TOO_SMALL)
         # a card filling the frame is a tight crop, not a card cut off by the frame

@@ -341,3 +341,25 @@ def test_committed_fixture_cards(reader):
         if wrong:
             assert set(f.reasons) & {Reason.IDCARD_FIELD_MISSING, Reason.IDCARD_LOW_CONFIDENCE, Reason.IDCARD_RARE_CHARACTER}
         assert len(wrong) <= 1
+
+
+def test_a_quad_that_cuts_the_card_is_retried_with_the_runner_up(reader, person, portrait, monkeypatch):
+    """Benchmark person 90 (phone photo, tilted, glare): the best contour merged with the background
+    and cut the number line off. A front with a field missing is read again with the next quad."""
+    from dataclasses import replace
+
+    from ocr import geometry
+
+    photo = phone_photo(render_front(person, portrait), np.random.default_rng(3), strength="light")
+    good = geometry.find_card_candidates(photo)[0]
+    tl, tr, br, bl = good.corners
+    # a quarter of the card falls outside this quad (which quarter depends on how the photo turned it)
+    bad = replace(good, corners=np.float32([tl, tr, tr + 0.72 * (br - tr), tl + 0.72 * (bl - tl)]))
+    monkeypatch.setattr(geometry, "find_card_candidates", lambda img, **kw: [bad])
+    cut = reader.read(photo, expected_side=Side.FRONT)
+    assert Reason.IDCARD_FIELD_MISSING in cut.reasons
+    monkeypatch.setattr(geometry, "find_card_candidates", lambda img, **kw: [bad, good])
+    res = reader.read(photo, expected_side=Side.FRONT)
+    assert Reason.IDCARD_FIELD_MISSING not in res.reasons
+    gt = ground_truth(person)
+    assert {k: v.value for k, v in res.fields.items()} == {k: gt[k] for k in res.fields} and len(res.fields) == 6
