@@ -22,7 +22,8 @@ CHALLENGE_DOC = """Issue a liveness challenge: 2–3 actions in random order, a 
 
 Show the actions to the applicant in this order, record the capture, then send it to
 `POST /v1/verifications` with this `challenge_id` before `expires_at`. A challenge is **single use**:
-the first verification that names it consumes it (even when that upload then turns out unusable);
+the first verification that names it and passes the request checks (key, form fields, file types by
+content) consumes it, even when its images or video then turn out unusable;
 a second use answers 409 `liveness.challenge_used`, an expired one 410 `liveness.challenge_expired`.
 
 **Directions are the applicant's own**, as they hear the instruction "turn your head to your left":
