@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from liveness.challenge import issue_challenge, parse_actions
 from models.errors import IdvError
@@ -47,13 +47,15 @@ applicant never knows the actions in advance.
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 429: {"model": ErrorOut}},
 )
 def create_challenge(
-    ctx: Ctx, caller: Caller, session: DbSession,
+    request: Request, ctx: Ctx, caller: Caller, session: DbSession,
     actions: Annotated[str | None, Query(max_length=128, description="development mode only: fixed actions")] = None,
 ) -> ChallengeOut:
     caller.require(SCOPE_CREATE)
     s = ctx.settings
     ch = issue_challenge(n_min=s.challenge_actions_min, n_max=s.challenge_actions_max, ttl_s=s.challenge_ttl_s)
     if actions is not None:
+        if len(request.query_params.getlist("actions")) > 1:
+            raise IdvError(Reason.LIVENESS_CHALLENGE_INVALID, "give actions once, comma-separated", status_code=422)
         if s.mode != "development":
             raise IdvError(Reason.AUTH_FORBIDDEN, "fixed challenge actions exist only in development mode",
                            status_code=403)

@@ -223,6 +223,10 @@ def _respond(ctx: ApiContext, out: VerificationOut, *, replay: bool) -> Response
     return JSONResponse(out.model_dump(mode="json"), status_code=200, headers=headers)
 
 
+_FORM_PARTS = ("capture", "id_front", "id_back", "selfie_with_card", "challenge_id", "mirrored", "declared_name",
+               "declared_id_number", "applicant_ref", "mode")
+
+
 @router.post(
     "/v1/verifications",
     response_model=VerificationOut,
@@ -253,6 +257,11 @@ async def create_verification(
 ) -> Response:
     caller.require(SCOPE_CREATE)
     manual = mode == "manual"
+    form = await request.form()  # already parsed for the parameters above: this is the cached form
+    repeated = sorted(k for k in _FORM_PARTS if len(form.getlist(k)) > 1)
+    if repeated:
+        # two captures (or two fronts) in one request: which one to judge is ambiguous, refuse
+        raise InputError(Reason.INPUT_INVALID, f"each part may be sent once; repeated: {', '.join(repeated)}")
     if declared_name is not None and not is_card_name(declared_name):
         # bytes that were not UTF-8 arrive decoded as Latin-1: the caller's bug, not a name
         # mismatch to put before a reviewer

@@ -297,7 +297,17 @@ def test_fixed_challenge_actions_only_in_development(api: ApiEnv, monkeypatch) -
     for bad in ("open_mouth,open_mouth", "fly", "blink,open_mouth,turn_left,turn_right"):
         r = api.client.post(f"/v1/challenges?actions={bad}", headers=api.auth("a"))
         assert r.status_code == 422 and _shape(r)["type"] == "liveness.challenge_invalid", bad
+    r = api.client.post("/v1/challenges?actions=blink&actions=open_mouth", headers=api.auth("a"))
+    assert r.status_code == 422 and _shape(r)["type"] == "liveness.challenge_invalid"
     monkeypatch.setattr(api.ctx, "settings", api.ctx.settings.model_copy(update={"mode": "production"}))
     r = api.client.post("/v1/challenges?actions=blink", headers=api.auth("a"))
     assert r.status_code == 403 and _shape(r)["type"] == "auth.forbidden"
     assert api.client.post("/v1/challenges", headers=api.auth("a")).status_code == 201
+
+
+def test_a_part_sent_twice_is_refused(api: ApiEnv) -> None:
+    files = verify_files(api)
+    parts = [(k, v) for k, v in files.items()] + [("capture", files["capture"])]
+    r = api.client.post("/v1/verifications", headers=api.auth("a"), data={"challenge_id": api.challenge()}, files=parts)
+    body = _shape(r)
+    assert r.status_code == 422 and body["type"] == "input.invalid" and "capture" in body["detail"]
