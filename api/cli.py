@@ -182,12 +182,13 @@ def verification_input_from_files(
     from liveness import load_capture, parse_actions
     from models.images import read_image_file
     from ocr import is_card_name
+    from ocr.idnumber import DECLARED_NUMBER_FORM
 
     from .pipeline import VerificationInput
 
     if declared_name is not None and not is_card_name(declared_name):
         raise IdvError(Reason.INPUT_INVALID, "the declared name must be the card's name: Chinese characters and '·' only")
-    if declared_id_number is not None and not re.fullmatch(r"[0-9]{17}[0-9Xx]", declared_id_number.strip()):
+    if declared_id_number is not None and not re.fullmatch(DECLARED_NUMBER_FORM, declared_id_number.strip()):
         raise IdvError(Reason.INPUT_INVALID, "the declared ID number must be 18 characters: 17 digits and a digit or X")
 
     def img(path: Path | None, what: str):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from liveness.capture import sniff_video_type
 from ocr import is_card_name
+from ocr.idnumber import DECLARED_NUMBER_FORM
 from models.errors import IdvError, InputError
 from models.images import sniff_image_type
 from models.reasons import Reason
@@ -249,7 +250,7 @@ async def create_verification(
     mirrored: Annotated[bool, Form()] = False,
     declared_name: Annotated[str | None, Form(max_length=64)] = None,
     declared_id_number: Annotated[str | None, Form(
-        max_length=18, pattern=r"^[0-9]{17}[0-9Xx]$", description="18 characters: 17 digits and a digit or X",
+        max_length=18, pattern=f"^{DECLARED_NUMBER_FORM}$", description="18 characters: 17 digits and a digit or X",
     )] = None,
     applicant_ref: Annotated[str | None, Form(max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")] = None,
     mode: Annotated[Literal["auto", "manual"], Form()] = "auto",

@@ -74,7 +74,7 @@ def find_card_candidates(image: np.ndarray, limit: int = 3, min_relative_score: 
     hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
     pale = ((hsv[..., 1] < 60) & (hsv[..., 2] > np.percentile(hsv[..., 2], 40))).astype(np.uint8) * 255
     masks.append(cv2.morphologyEx(pale, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8)))
-    found: list[tuple[float, np.ndarray, float]] = []
+    found: list[tuple[float, np.ndarray, float, bool]] = []
     img_area = float(sh * sw)
     for m in masks:
         contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
@@ -98,21 +98,20 @@ def find_card_candidates(image: np.ndarray, limit: int = 3, min_relative_score: 
             score, area = _quad_score(quad, img_area)
             if area > 0.9:
                 continue  # the image frame itself, or background merged with the card
-            m_ = 3
-            touches = bool(np.any(quad[:, 0] <= m_) or np.any(quad[:, 1] <= m_)
-                           or np.any(quad[:, 0] >= sw - 1 - m_) or np.any(quad[:, 1] >= sh - 1 - m_))
+            margin = 3
+            touches = bool(np.any(quad[:, 0] <= margin) or np.any(quad[:, 1] <= margin)
+                           or np.any(quad[:, 0] >= sw - 1 - margin) or np.any(quad[:, 1] >= sh - 1 - margin))
             if touches:
                 score *= 0.3  # a card cut by the frame is possible, a blob leaking into the frame is likelier
             # how well the contour fills its quad: a card does, a merged background blob does not
             fill = cv2.contourArea(hull) / max(1.0, cv2.contourArea(quad.astype(np.float32)))
             score *= min(1.0, fill) ** 2
             if score > 0:
-                found.append((score, quad, area))
+                found.append((score, quad, area, touches))
     found.sort(key=lambda x: -x[0])
     out: list[CardQuad] = []
     kept: list[np.ndarray] = []
-    margin = 3
-    for score, quad, area in found:
+    for score, quad, area, touches in found:
         if len(out) >= limit or score < min_relative_score * found[0][0]:
             break
         ordered = order_corners(quad)
@@ -120,8 +119,6 @@ def find_card_candidates(image: np.ndarray, limit: int = 3, min_relative_score: 
         if any(float(np.abs(ordered - k).max()) < 0.03 * max(sh, sw) for k in kept):
             continue
         kept.append(ordered)
-        touches = bool(np.any(quad[:, 0] <= margin) or np.any(quad[:, 1] <= margin)
-                       or np.any(quad[:, 0] >= sw - 1 - margin) or np.any(quad[:, 1] >= sh - 1 - margin))
         out.append(CardQuad(order_corners(quad / s), float(area), touches, "contour"))
     return out
 

@@ -10,6 +10,9 @@ from models.reasons import Reason
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _FORMAT = re.compile(r"^\d{17}[\dX]$")
+# what a caller may send as a declared number: ASCII digits, the check character in either case
+# (the API's form pattern and the CLI's argument check)
+DECLARED_NUMBER_FORM = r"[0-9]{17}[0-9Xx]"
 
 
 def check_digit(first17: str) -> str:
