@@ -143,11 +143,23 @@ class WebhookSender:
                 for d in rows:
                     d.status, d.next_attempt_at = SENDING, lease_end
                 return [d.id for d in rows]
-            ids = list(s.scalars(
-                select(WebhookDelivery.id).where(self._claimable(now)).order_by(WebhookDelivery.created_at).limit(limit)
-            ))
-        # SQLite: one conditional UPDATE per row; a row another process took meanwhile is skipped
-        return [i for i in ids if self.claim(session_factory, i)]
+        # SQLite has no SKIP LOCKED: one conditional UPDATE per row. A row another sender took meanwhile
+        # is skipped and the next due ones are tried, so two senders that listed the same rows still
+        # each claim up to `limit` instead of splitting one list between them.
+        claimed: list[str] = []
+        tried: set[str] = set()
+        while len(claimed) < limit:
+            with session_factory() as s:
+                ids = list(s.scalars(
+                    select(WebhookDelivery.id)
+                    .where(self._claimable(now), WebhookDelivery.id.not_in(tried))
+                    .order_by(WebhookDelivery.created_at).limit(limit - len(claimed))
+                ))
+            if not ids:
+                return claimed
+            tried.update(ids)
+            claimed.extend(i for i in ids if self.claim(session_factory, i))
+        return claimed
 
     def deliver(self, session_factory: sessionmaker[Session], delivery_id: str) -> WebhookDelivery:
         """Claim one recorded delivery and send it until it succeeds or attempts run out; each attempt

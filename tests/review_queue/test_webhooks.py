@@ -171,3 +171,32 @@ def test_two_senders_claim_each_row_once_and_a_dead_senders_lease_expires(factor
         sender.close()
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL claims with SKIP LOCKED in one statement
+def test_a_sender_that_loses_rows_to_a_rival_still_claims_its_full_batch(factory):
+    """What CI once caught on SQLite: two senders list the same due rows, the rival wins some of them
+    between this sender's listing and its claims. This sender must go on to the next due rows, not
+    return a short batch (three rounds of 7 then left rows undelivered)."""
+    seed = WebhookSender(WebhookConfig(secret=SECRET))
+    with unit_of_work(factory) as s:
+        ids = [seed.enqueue(s, url="http://127.0.0.1:9/hook", event_type="verification.decided",
+                            payload={"verification_id": f"r{i}"}).id for i in range(12)]
+    rival = WebhookSender(WebhookConfig(secret=SECRET))
+    stolen: list[str] = []
+
+    class Loser(WebhookSender):
+        def claim(self, session_factory, delivery_id):
+            if not stolen:  # just before this sender's first claim, the rival takes the first three rows
+                stolen.extend(i for i in ids[:3] if rival.claim(session_factory, i))
+            return super().claim(session_factory, delivery_id)
+
+    loser = Loser(WebhookConfig(secret=SECRET))
+    got = loser._claim_due(factory, 5)
+    assert stolen == ids[:3]
+    assert got == ids[3:8]  # five rows, none of the stolen ones
+    with factory() as s:
+        assert {s.get(WebhookDelivery, i).status for i in ids[:8]} == {"sending"}
+        assert {s.get(WebhookDelivery, i).status for i in ids[8:]} == {"pending"}
+    for sender in (seed, rival, loser):
+        sender.close()
