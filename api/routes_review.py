@@ -41,6 +41,8 @@ class WebhookOutbox:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._users = 0
 
     def url_for(self, session: Session, client_id: str) -> str:
         from .db import ApiKey
@@ -63,14 +65,23 @@ class WebhookOutbox:
         self._wake.set()
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="idv-webhooks", daemon=True)
-            self._thread.start()
+        """One pump per process, counted per lifespan: an app whose lifespan is entered twice at once
+        (a test client plus a schema fuzzer, or the app mounted twice) keeps sending until the last
+        one exits. Without the count the first exit stopped the pump for the other."""
+        with self._lock:
+            self._users += 1
+            if self._thread is None:
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="idv-webhooks", daemon=True)
+                self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            if self._users or self._thread is None:
+                return
+            self._stop.set()
+            self._wake.set()
             self._thread.join(timeout=5)
             self._thread = None
 

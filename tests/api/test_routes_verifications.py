@@ -180,3 +180,15 @@ def test_manual_mode_goes_to_review(api: ApiEnv) -> None:
         files={"id_front": ("f.png", api.files["front"], "image/png"), "selfie_with_card": ("s.png", blank.tobytes(), "image/png")},
     )
     assert r.status_code == 422 and r.json()["type"] == "face.not_detected", r.text
+
+
+def test_webhooks_still_sent_after_a_second_lifespan_of_the_app_exits(api: ApiEnv) -> None:
+    """The app's lifespan entered a second time and left (what schemathesis' `from_asgi` does) used to
+    stop the one webhook pump for good: every later webhook stayed pending."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(api.client.app) as second:
+        assert second.get("/healthz").status_code == 200
+    r = _verify(api)
+    assert r.status_code == 200, r.text
+    _check_webhook(api, r.json()["id"], "approved", "machine")
