@@ -13,14 +13,17 @@ from .schemas import HealthOut
 router = APIRouter(tags=["operations"])
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=HealthOut, summary="The process is alive")
+# HEAD is served (load balancers probe with it) but not listed: one operation per path in the schema,
+# where GET and HEAD together would share one operationId.
+@router.get("/healthz", response_model=HealthOut, summary="The process is alive")
+@router.head("/healthz", include_in_schema=False)
 def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@router.api_route(
+@router.head("/readyz", include_in_schema=False)
+@router.get(
     "/readyz",
-    methods=["GET", "HEAD"],
     response_model=HealthOut,
     summary="Models loaded and database reachable",
     responses={503: {"model": HealthOut}},
