@@ -486,9 +486,11 @@ def build_mode_engines(mode: str, settings: Any, threads: int = 2) -> Any:
                              mesh_threads=threads)
     if mode == "ocr":
         return IdCardReader(OcrConfig(threads=threads), registry=registry)
-    from face_match import FaceMatcher, MatchConfig
+    from face_match import FaceMatcher
 
-    return FaceMatcher(MatchConfig(fmr=settings.face_fmr), registry=registry)
+    from .pipeline import match_config
+
+    return FaceMatcher(match_config(settings), registry=registry)
 
 
 def _thumb(image: Any, *, card: bool = False, show_pii: bool = False) -> bytes:

@@ -37,6 +37,12 @@ class Engines:
     policy: Policy
 
 
+def match_config(settings: Settings) -> MatchConfig:
+    """The matcher's settings, one place for the API, `verify` and every batch mode."""
+    return MatchConfig(fmr=settings.face_fmr, insightface_dir=settings.insightface_dir,
+                       threshold_override=settings.face_threshold)
+
+
 def build_engines(
     settings: Settings, registry: ModelRegistry | None = None, policy: Policy | None = None,
     reader: IdCardReader | None = None, mesh_threads: int = 2,
@@ -45,7 +51,7 @@ def build_engines(
 
     mesh_threads: Face Mesh threads per capture; 1 where worker processes already fill the cores."""
     registry = registry or default_registry()
-    matcher = FaceMatcher(MatchConfig(fmr=settings.face_fmr, insightface_dir=settings.insightface_dir), registry=registry)
+    matcher = FaceMatcher(match_config(settings), registry=registry)
 
     def embed_or_none(image: np.ndarray) -> np.ndarray | None:
         try:

@@ -60,8 +60,11 @@ class Settings(BaseSettings):
     webhook_url: str = ""
     webhook_secret: str = ""
 
-    # optional non-commercial insightface model directory (never the default)
+    # optional non-commercial insightface model directory (never the default); its thresholds come
+    # from the pack's calibration file, or from face_threshold
     insightface_dir: Path | None = None
+    # a cosine threshold that overrides the calibrated one for face_fmr (None = calibrated)
+    face_threshold: float | None = Field(default=None, ge=-1.0, le=1.0, allow_inf_nan=False)
 
     threads_per_model: int = Field(default=1, ge=1)
 

@@ -1,6 +1,6 @@
 """Face matching accuracy, calibration and speed on the shared faces/ photos.
 
-    python -m benchmarks.face_match [--quick] [--out DIR] [--write-thresholds]
+    python -m benchmarks.face_match [--quick] [--out DIR] [--write-thresholds] [--insightface-dir DIR]
 
 - photo pairs: the 521 listed pairs of faces/pairs.csv, plus every cross-person combination of the 61
   photos as impostors (so FAR 1e-3 rests on ~1,700 impostor pairs, not 380);
@@ -10,6 +10,10 @@
   photographed (perspective, blur, JPEG), the portrait face found again in the card photo and matched
   against every other photo (same person = genuine, other people = impostors);
 - speed: detect + align + embed per 640 px image and per 4000 x 3000 photo, median / p95.
+
+`--insightface-dir DIR` measures an operator's insightface pack instead of SFace (result
+`face_match_insightface`); with `--write-thresholds` its calibration goes to DIR's
+idverify-thresholds.json, bound to the recognition file's sha256, where the matcher reads it.
 """
 
 from __future__ import annotations
@@ -153,10 +157,13 @@ def _speed(matcher: FaceMatcher, images: dict[str, np.ndarray], quick: bool) -> 
             "intra_op_threads": matcher.config.intra_op_threads}
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, insightface_dir: Path | None = None) -> dict[str, Any]:
     root = require_testdata("faces/pairs.csv")
     images, ids, pairs = _load(root, quick)
-    matcher = FaceMatcher(MatchConfig())
+    # a pack is measured before it has thresholds (they are this run's output): the override only
+    # lets the matcher be built; every figure below is computed from the raw cosines
+    matcher = FaceMatcher(MatchConfig(insightface_dir=insightface_dir,
+                                      threshold_override=1.0 if insightface_dir else None))
 
     # detection and embeddings
     detect_counts: dict[str, int] = {}
@@ -209,10 +216,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         "selfie_vs_card": selfie,
         "speed": speed,
     }
+    metrics["model_id"] = matcher.model_id
     md = _markdown(metrics, configured)
-    return make_result("face_match", quick=quick, metrics=metrics, markdown=md,
-                       data={"faces": str(root / "faces"), "pairs": len(pairs), "images": n_img},
-                       models=["yunet", "sface"], notes=[NOISE_NOTE])
+    return make_result("face_match_insightface" if insightface_dir else "face_match", quick=quick, metrics=metrics,
+                       markdown=md, data={"faces": str(root / "faces"), "pairs": len(pairs), "images": n_img},
+                       models=["yunet"] if insightface_dir else ["yunet", "sface"], notes=[NOISE_NOTE])
 
 
 def _markdown(m: dict[str, Any], configured: float) -> str:
@@ -267,19 +275,46 @@ def write_thresholds(cal: dict[str, float], manifest: Path = MANIFEST) -> None:
     manifest.write_text(text[:start] + body + text[end:], encoding="utf-8")
 
 
+def write_pack_thresholds(cal: dict[str, float], pack_dir: Path, model_id: str) -> Path:
+    """The calibration of an insightface pack, beside its files, bound to the recognition file."""
+    import json
+
+    from face_match.engines import INSIGHTFACE_THRESHOLDS_FILE, InsightFaceEmbedder
+
+    emb = InsightFaceEmbedder(pack_dir)
+    assert model_id.endswith(emb.model_id), (model_id, emb.model_id)  # the file measured is the file bound
+    out = pack_dir / INSIGHTFACE_THRESHOLDS_FILE
+    out.write_text(json.dumps({"model": emb.path.name, "sha256": emb.sha256, "thresholds": cal,
+                               "calibrated_by": "python -m benchmarks.face_match --insightface-dir"}, indent=2) + "\n",
+                   encoding="utf-8")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     write = "--write-thresholds" in args
     args = [a for a in args if a != "--write-thresholds"]
+    pack: Path | None = None
+    if "--insightface-dir" in args:
+        i = args.index("--insightface-dir")
+        if i + 1 >= len(args):
+            sys.stderr.write("--insightface-dir needs a directory\n")
+            return 2
+        pack = Path(args[i + 1])
+        del args[i : i + 2]
     holder: dict[str, Any] = {}
 
     def _run(quick: bool) -> dict[str, Any]:
-        holder["r"] = run(quick)
+        holder["r"] = run(quick, insightface_dir=pack)
         return holder["r"]
 
-    rc = run_main("face_match", _run, args)
+    rc = run_main("face_match_insightface" if pack else "face_match", _run, args)
     if write and not holder["r"]["quick"]:
-        write_thresholds(holder["r"]["metrics"]["calibrated_thresholds"])
+        cal = holder["r"]["metrics"]["calibrated_thresholds"]
+        if pack is None:
+            write_thresholds(cal)
+        else:
+            sys.stderr.write(f"wrote {write_pack_thresholds(cal, pack, holder['r']['metrics']['model_id'])}\n")
     return rc
 
 

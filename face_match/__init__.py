@@ -11,7 +11,8 @@ Thresholds: `MatchConfig.fmr` picks the cosine threshold calibrated for that fal
 --write-thresholds`). score = (cosine + 1) / 2.
 
 insightface model packs (buffalo_l etc.) are licensed for non-commercial research only and so are
-never the default; `MatchConfig.insightface_dir` is reserved for them and not implemented yet.
+never the default; `MatchConfig.insightface_dir` opts into an operator's pack (engines.InsightFaceEmbedder),
+with thresholds from the pack's own calibration file.
 """
 
 from .geometry import REFERENCE_5PTS, align_face, similarity_transform

@@ -66,3 +66,106 @@ class SFaceEmbedder:
         out = self._sess.run(None, {self._input: blob})[0].reshape(-1)
         n = float(np.linalg.norm(out))
         return (out / n).astype(np.float32) if n > 0 else out.astype(np.float32)
+
+
+# The file beside an insightface pack's models that holds this product's calibration of the pack's
+# recognition model, bound to that file's sha256 (written by `python -m benchmarks.face_match
+# --insightface-dir DIR --write-thresholds`).
+INSIGHTFACE_THRESHOLDS_FILE = "idverify-thresholds.json"
+
+
+def _sha256_file(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class InsightFaceEmbedder:
+    """Embeddings from an operator's insightface model pack (e.g. buffalo_l's ArcFace R50), loaded
+    through insightface 2.1's model zoo from a local directory, never downloaded.
+
+    Opt-in only: the packs' weights are licensed for non-commercial research, so the product never
+    ships or defaults to them. Detection and alignment stay YuNet + the 5-point transform, which
+    produces the same 112 x 112 ArcFace-template crop that insightface's own `norm_crop` does.
+    """
+
+    def __init__(self, directory, threads: int = 1) -> None:
+        from pathlib import Path
+
+        from models import ModelError, Reason
+
+        root = Path(directory)
+        if not root.is_dir():
+            raise ModelError(Reason.MODEL_MISSING,
+                             f"IDV_INSIGHTFACE_DIR {root} is not a directory; unset it to use YuNet + SFace")
+        candidates = sorted(root.glob("*.onnx"))
+        model = None
+        for path in candidates:
+            m = self._load(path, threads)
+            if getattr(m, "taskname", None) == "recognition":
+                model, self.path = m, path
+                break
+        if model is None:
+            raise ModelError(
+                Reason.MODEL_MISSING,
+                f"no recognition model (112 x 112 input, one output) among the {len(candidates)} .onnx files "
+                f"in IDV_INSIGHTFACE_DIR {root}; point it at an unpacked pack such as buffalo_l",
+            )
+        if tuple(model.input_size) != (ALIGNED_SIZE, ALIGNED_SIZE):
+            raise ModelError(Reason.MODEL_SHAPE_MISMATCH,
+                             f"{self.path.name} wants {model.input_size} crops; only {ALIGNED_SIZE} x {ALIGNED_SIZE} is supported")
+        self._model = model
+        self.sha256 = _sha256_file(self.path)
+        self.model_id = f"insightface:{self.path.name}@{self.sha256[:12]}"
+
+    @staticmethod
+    def _load(path, threads: int):
+        import onnxruntime as ort
+        from insightface.model_zoo import get_model
+
+        from models import ModelError, Reason
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            # a path ending in .onnx: the model zoo's shape-based router; download stays off
+            return get_model(str(path), providers=["CPUExecutionProvider"], sess_options=opts, download=False)
+        except Exception as exc:  # protobuf DecodeError, onnxruntime's Fail, ...: one clear error
+            raise ModelError(Reason.MODEL_MISSING,
+                             f"{path.name} in IDV_INSIGHTFACE_DIR is not a loadable ONNX model ({type(exc).__name__})") from None
+
+    def thresholds(self) -> dict[str, float]:
+        """The cosine thresholds calibrated for exactly this file, by FMR."""
+        import json
+
+        from models import ModelError, Reason
+
+        f = self.path.parent / INSIGHTFACE_THRESHOLDS_FILE
+        fix = (f"calibrate it with `python -m benchmarks.face_match --insightface-dir {self.path.parent} "
+               f"--write-thresholds`, or set IDV_FACE_THRESHOLD")
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+            if data["sha256"] != self.sha256:
+                raise ModelError(Reason.MODEL_CHECKSUM_MISMATCH,
+                                 f"{f.name} was calibrated for another file than {self.path.name}; {fix}")
+            return {str(k): float(v) for k, v in data["thresholds"].items()}
+        except ModelError:
+            raise
+        except FileNotFoundError:
+            raise ModelError(Reason.MODEL_MISSING, f"{self.path.name} has no calibrated thresholds ({f.name}); {fix}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(Reason.MODEL_MISSING, f"{f.name} is not a thresholds file ({type(exc).__name__}); {fix}") from None
+
+    def embed(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        if aligned_bgr.shape != (ALIGNED_SIZE, ALIGNED_SIZE, 3):
+            raise ValueError(f"expected an aligned {ALIGNED_SIZE}x{ALIGNED_SIZE} BGR crop, got {aligned_bgr.shape}")
+        # get_feat does insightface's own preprocessing (RGB, mean/std read from the graph)
+        out = np.asarray(self._model.get_feat(aligned_bgr), dtype=np.float32).reshape(-1)
+        n = float(np.linalg.norm(out))
+        return out / n if n > 0 else out

@@ -12,7 +12,7 @@ import numpy as np
 
 from models import InputError, ModelError, ModelRegistry, Reason, default_registry
 
-from .engines import SFaceEmbedder, YuNetDetector
+from .engines import InsightFaceEmbedder, SFaceEmbedder, YuNetDetector
 from .geometry import align_face, to_bgr8
 from .quality import FaceQuality, QualityLimits, assess
 from .scoring import cosine, score_from_cosine
@@ -41,7 +41,8 @@ class MatchConfig:
     # threads burnt ~3x the CPU per image here (194 vs 68 ms CPU). Raise for a dedicated 1-request box.
     intra_op_threads: int = 1
     # opt-in insightface model pack directory (e.g. buffalo_l). Never the default: those weights are
-    # licensed for non-commercial research only. Not implemented in this version (see README).
+    # licensed for non-commercial research only. Its thresholds come from the pack's own calibration
+    # file (engines.INSIGHTFACE_THRESHOLDS_FILE) unless threshold_override is set.
     insightface_dir: Path | None = None
 
 
@@ -139,21 +140,21 @@ class FaceMatcher:
         self.config = config or MatchConfig()
         if self.config.fmr not in FMR_LEVELS and self.config.threshold_override is None:
             raise ValueError(f"fmr must be one of {FMR_LEVELS}, got {self.config.fmr!r}")
-        if self.config.insightface_dir is not None:
-            raise ModelError(
-                Reason.MODEL_MISSING,
-                "insightface model packs are not supported yet; unset IDV_INSIGHTFACE_DIR (YuNet + SFace are the default)",
-            )
         reg = registry or default_registry()
         self._detector = YuNetDetector(reg, self.config.intra_op_threads)
-        self._embedder = SFaceEmbedder(reg, self.config.intra_op_threads)
+        self._embedder: SFaceEmbedder | InsightFaceEmbedder
+        if self.config.insightface_dir is not None:  # opt-in, non-commercial weights (see InsightFaceEmbedder)
+            self._embedder = InsightFaceEmbedder(self.config.insightface_dir, self.config.intra_op_threads)
+        else:
+            self._embedder = SFaceEmbedder(reg, self.config.intra_op_threads)
         if self.config.threshold_override is not None:
             self._threshold = float(self.config.threshold_override)
         else:
-            thresholds = reg.thresholds("sface")
-            if self.config.fmr not in thresholds:
-                raise ValueError(f"no sface threshold for fmr {self.config.fmr!r} in the manifest")
-            self._threshold = float(thresholds[self.config.fmr])
+            table = (self._embedder.thresholds() if isinstance(self._embedder, InsightFaceEmbedder)
+                     else reg.thresholds("sface"))
+            if self.config.fmr not in table:
+                raise ValueError(f"no threshold for fmr {self.config.fmr!r} for {self._embedder.model_id}")
+            self._threshold = float(table[self.config.fmr])
         self._model_id = f"{self._detector.model_id}+{self._embedder.model_id}"
 
     @property

@@ -176,13 +176,3 @@ def test_logs_carry_scores_and_codes_only(matcher: FaceMatcher, faces: Path, cap
     text = " ".join(r.getMessage() for r in caplog.records)
     assert "similarity=" in text
     assert "img1" not in text and "[" not in text  # no file names, no arrays / embeddings
-
-
-def test_insightface_dir_is_refused_clearly_not_ignored(tmp_path):
-    """The non-commercial packs are never the default; pointing at one fails loudly until supported."""
-    from face_match import FaceMatcher, MatchConfig
-    from models import ModelError, Reason
-
-    with pytest.raises(ModelError) as e:
-        FaceMatcher(MatchConfig(insightface_dir=tmp_path))
-    assert e.value.code is Reason.MODEL_MISSING and "IDV_INSIGHTFACE_DIR" in e.value.detail
