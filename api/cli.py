@@ -256,6 +256,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .http_protocol import JsonErrorH11Protocol
     from .settings import get_settings
 
     s = get_settings()
@@ -268,6 +269,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level="info",
         proxy_headers=bool(s.forwarded_allow_ips),
         forwarded_allow_ips=s.forwarded_allow_ips or None,
+        http=JsonErrorH11Protocol,  # unparseable requests get the API's JSON error shape too
     )
     return EXIT_OK
 

@@ -220,3 +220,6 @@ def test_serve_trusts_forwarded_headers_only_from_configured_proxies(monkeypatch
     finally:
         get_settings.cache_clear()
     assert seen["proxy_headers"] is trusted and seen["forwarded_allow_ips"] == (allow or None)
+    from api.http_protocol import JsonErrorH11Protocol
+
+    assert seen["http"] is JsonErrorH11Protocol  # malformed requests answered in the JSON error shape
