@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from api.http_protocol import JsonErrorH11Protocol
+from tests.servers import serve_in_thread
 
 
 async def _ok_app(scope, receive, send):
@@ -23,21 +21,8 @@ async def _ok_app(scope, receive, send):
 
 @pytest.fixture(scope="module")
 def server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(_ok_app, host="127.0.0.1", port=port, log_level="warning",
-                                        http=JsonErrorH11Protocol, lifespan="off"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    assert srv.started
-    yield port
-    srv.should_exit = True
-    t.join(timeout=10)
+    with serve_in_thread(_ok_app, http=JsonErrorH11Protocol, lifespan="off") as port:
+        yield port
 
 
 def _exchange(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import re
 import secrets
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -19,6 +15,7 @@ from models.reasons import Reason as R
 from review_queue import EvidenceImage, ReviewService, Signals, decide, unit_of_work
 from review_queue.db import AuditEvent, Case
 from review_queue.web import create_review_app
+from tests.servers import serve_in_thread
 
 PW = "correct horse"
 
@@ -141,27 +138,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(app_env):
     app, factory, ids = app_env
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", factory, ids
-    server.should_exit = True
-    t.join(timeout=10)
+    with serve_in_thread(app) as port:
+        yield f"http://127.0.0.1:{port}", factory, ids
 
 
 @pytest.mark.slow
