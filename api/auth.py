@@ -82,6 +82,10 @@ def create_api_key(
     unknown = [s for s in scope_set if s not in ALL_SCOPES]
     if unknown or not scope_set:
         raise ValueError(f"scopes must be a non-empty subset of {', '.join(ALL_SCOPES)}")
+    if webhook_url is not None:
+        from review_queue.webhooks import check_webhook_url
+
+        check_webhook_url(webhook_url)
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     session.add(

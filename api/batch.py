@@ -26,6 +26,7 @@ import logging
 import math
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import time
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol
 
 from models import IdvError, InputError, Reason
+from models.files import read_text_file
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +196,8 @@ def _find_role(files: list[Path], stems: tuple[str, ...], suffixes: tuple[str, .
 
 def _applicant_from_folder(d: Path, item_id: str) -> BatchItem:
     entries = sorted(d.iterdir())
-    files = [p for p in entries if p.is_file()]
+    # devices and pipes are kept: the worker then says input.wrong_type for them, not "missing"
+    files = [p for p in entries if not p.is_dir()]
     found: dict[str, Path] = {}
     for role in ("id_front", "id_back", "selfie_with_card"):
         p = _find_role(files, ROLE_STEMS[role], IMAGE_SUFFIXES)
@@ -208,18 +211,21 @@ def _applicant_from_folder(d: Path, item_id: str) -> BatchItem:
         found["frames"] = frames
     options: dict[str, Any] = {}
     meta = d / "meta.json"
-    if meta.is_file():
+    if meta.exists():
         try:
-            raw = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            raw = json.loads(read_text_file(meta, what="meta.json", max_bytes=1024 * 1024))
+        except (InputError, ValueError):
             raw = None
         if not isinstance(raw, dict):
             options["_invalid"] = "meta.json is not a JSON object"
         else:
             options.update({k: raw[k] for k in OPTION_KEYS if k in raw and raw[k] not in (None, "")})
     challenge = d / "challenge.txt"
-    if "challenge" not in options and challenge.is_file():
-        options["challenge"] = challenge.read_text(encoding="utf-8", errors="replace").strip()
+    if "challenge" not in options and challenge.exists():
+        try:
+            options["challenge"] = read_text_file(challenge, what="challenge.txt", max_bytes=4096).strip()
+        except InputError as e:
+            options["_invalid"] = e.detail
     if "manual" not in options and "selfie_with_card" in found and "video" not in found and "frames" not in found:
         options["manual"] = True
     return BatchItem(item_id, found, options, source=str(d))
@@ -229,16 +235,20 @@ def _manifest_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) for a .csv (header row) or .jsonl manifest; usage error when unreadable."""
     suffix = path.suffix.lower()
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise BatchUsageError(Reason.INPUT_UNREADABLE, f"cannot read manifest {path.name}: {type(e).__name__}") from None
+        text = read_text_file(path, what="manifest", encoding="utf-8-sig")
+    except InputError as e:  # /dev/zero, a FIFO, a folder, too big, not UTF-8
+        raise BatchUsageError(e.code, e.detail) from None
     rows: list[tuple[int, dict[str, Any]]] = []
     if suffix == ".csv":
         reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames:
-            raise BatchUsageError(Reason.INPUT_EMPTY, f"manifest {path.name} has no header row")
-        for n, row in enumerate(reader, start=2):
-            rows.append((n, {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}))
+        try:
+            if not reader.fieldnames:
+                raise BatchUsageError(Reason.INPUT_EMPTY, f"manifest {path.name} has no header row")
+            for n, row in enumerate(reader, start=2):
+                rows.append((n, {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}))
+        except csv.Error as e:  # e.g. a field over csv's 128 KiB limit: no real path is that long
+            raise BatchUsageError(Reason.INPUT_INVALID,
+                                  f"manifest {path.name} line {reader.line_num + 1}: {e}") from None
     elif suffix in (".jsonl", ".ndjson"):
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -429,8 +439,23 @@ def _flatten(d: dict[str, Any], prefix: str = "", depth: int = 0, out: dict[str,
     return out
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _safe_cell(v: Any) -> Any:
+    """Text as a spreadsheet shows it, never runs it: a cell starting with = + - @ (or a tab or CR,
+    which some programs skip first) is a formula in Excel/LibreOffice, so it gets the usual leading
+    apostrophe (OWASP's CSV-injection advice); control characters (terminal escapes) are dropped.
+    Numbers stay numbers, so a negative similarity is still a number."""
+    if not isinstance(v, str):
+        return v
+    v = _CONTROL.sub("", v)
+    return "'" + v if v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+
+
 def write_results_csv(path: Path, results: list[dict[str, Any]]) -> None:
-    rows = [_flatten({k: v for k, v in r.items() if k not in ("key", "mode")}) for r in results]
+    rows = [{k: _safe_cell(v) for k, v in _flatten({k: v for k, v in r.items() if k not in ("key", "mode")}).items()}
+            for r in results]
     cols: list[str] = [c for c in _CSV_FIRST if any(c in r for r in rows)]
     for r in rows:
         cols.extend(c for c in r if c not in cols)

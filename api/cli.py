@@ -15,7 +15,10 @@ import re
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from models import IdvError, ModelError, Reason
+from models.errors import describe_unexpected, one_line
 
 EXIT_OK, EXIT_INPUT, EXIT_MODELS = 0, 2, 3
 
@@ -55,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start the HTTP API and the review UI")
     p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int)
+    p.add_argument("--port", type=_int_in(1, 65535))
+    p.add_argument("--workers", type=_int_in(1, 256))
 
     p = sub.add_parser("worker", help="run queued verifications (IDV_QUEUE=celery, IDV_BROKER_URL)")
     p.add_argument("--concurrency", type=int, help="worker processes, each loading the models once (default: cores)")
@@ -106,12 +109,28 @@ def _quiet_native_libraries() -> None:
     warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
 
 
+def _int_in(lo: int, hi: int):
+    """argparse type: an integer in [lo, hi], or argparse's own one-line usage error (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text[:20]!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}")
+        return v
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_native_libraries()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     try:
         return _dispatch(args)
+    except ValidationError as e:  # a setting (IDV_*) or a file validated with pydantic
+        print(f"idverify: {Reason.CONFIG_INVALID}: {one_line(e, env_prefix='IDV_' if e.title == 'Settings' else '')}", file=sys.stderr)
+        return EXIT_INPUT
     except ModelError as e:
         print(f"idverify: {e.code}: {e.detail}", file=sys.stderr)
         return EXIT_MODELS
@@ -124,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # our bug: one line naming where, never a traceback (it can quote input)
+        print(f"idverify: {Reason.INTERNAL_ERROR}: {describe_unexpected(e)}", file=sys.stderr)
+        return 1
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -260,17 +282,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .settings import get_settings
 
     s = get_settings()
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=args.host or s.host,
-        port=args.port or s.port,
-        workers=args.workers or s.workers,
-        log_level="info",
-        proxy_headers=bool(s.forwarded_allow_ips),
-        forwarded_allow_ips=s.forwarded_allow_ips or None,
-        http=JsonErrorH11Protocol,  # unparseable requests get the API's JSON error shape too
-    )
+    try:
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=args.host or s.host,
+            port=args.port or s.port,
+            workers=args.workers or s.workers,
+            log_level="info",
+            proxy_headers=bool(s.forwarded_allow_ips),
+            forwarded_allow_ips=s.forwarded_allow_ips or None,
+            http=JsonErrorH11Protocol,  # unparseable requests get the API's JSON error shape too
+        )
+    except SystemExit as e:
+        # uvicorn logs why (e.g. address already in use) and exits 3 on a failed start-up, which
+        # this CLI reserves for a missing or altered model file
+        if e.code in (None, 0):
+            return EXIT_OK
+        print(f"idverify: {Reason.SERVER_START_FAILED}: the server did not start (see the log line above)",
+              file=sys.stderr)
+        return 1
     return EXIT_OK
 
 
@@ -316,7 +347,12 @@ def cmd_reviewers(args: argparse.Namespace) -> int:
     from review_queue.db import unit_of_work
     from review_queue.service import ReviewService
 
-    password = os.environ.get("IDV_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    password = os.environ.get("IDV_NEW_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():  # getpass would fall back to reading stdin, then fail at its end
+            print("idverify: input.missing: no password: set IDV_NEW_PASSWORD or run on a terminal", file=sys.stderr)
+            return EXIT_INPUT
+        password = getpass.getpass(f"password for {args.username}: ")
     with unit_of_work(_session_factory()) as session:
         ReviewService(session).create_reviewer(username=args.username, password=password, role=args.role)
     print(f"reviewer {args.username} ({args.role}) created")

@@ -267,6 +267,9 @@ async def create_verification(
         # bytes that were not UTF-8 arrive decoded as Latin-1: the caller's bug, not a name
         # mismatch to put before a reviewer
         raise InputError(Reason.INPUT_INVALID, "declared_name must be the card's name in UTF-8: Chinese characters and '·' only")
+    if len(request.headers.getlist("idempotency-key")) > 1:
+        # two keys in one request: which one a retry must match is ambiguous, as with repeated parts
+        raise InputError(Reason.INPUT_INVALID, "send one Idempotency-Key header, not several")
     if idempotency_key is not None and not _IDEMPOTENCY_RE.match(idempotency_key):
         raise InputError(Reason.INPUT_INVALID, "Idempotency-Key must be 1-255 printable ASCII characters")
     if manual:

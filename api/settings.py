@@ -97,6 +97,13 @@ class Settings(BaseSettings):
                 raise ValueError("IDV_ADMIN_PASSWORD must be set (not the default) in production mode")
             if self.dev_api_key:
                 raise ValueError("IDV_DEV_API_KEY is for development mode only; create real keys instead")
+        if self.webhook_url:
+            from review_queue.webhooks import check_webhook_url
+
+            try:
+                check_webhook_url(self.webhook_url)
+            except ValueError as e:
+                raise ValueError(f"IDV_WEBHOOK_URL: {e}") from None
         if self.challenge_actions_min > self.challenge_actions_max:
             raise ValueError("IDV_CHALLENGE_ACTIONS_MIN must not exceed IDV_CHALLENGE_ACTIONS_MAX")
         if self.queue == "celery" and not self.broker_url:

@@ -115,4 +115,6 @@ def parse_actions(text_or_list: str | Any) -> tuple[Action, ...]:
         raise InputError(Reason.LIVENESS_CHALLENGE_INVALID, "no actions given")
     if len(out) > MAX_ACTIONS:
         raise InputError(Reason.LIVENESS_CHALLENGE_INVALID, f"at most {MAX_ACTIONS} actions")
+    if len(set(out)) != len(out):  # never issued (issue_challenge draws distinct actions)
+        raise InputError(Reason.LIVENESS_CHALLENGE_INVALID, "each action at most once")
     return tuple(out)

@@ -36,6 +36,23 @@ class ModelError(IdvError):
     status_code = 503
 
 
+def one_line(e: Exception, env_prefix: str = "") -> str:
+    """A pydantic ValidationError as one line: where and what, never the offending value (pydantic's
+    own text spans lines, quotes the input and links to its website). With env_prefix, a field is
+    named as the environment variable that sets it (port -> IDV_PORT)."""
+    errors = getattr(e, "errors", None)
+    if not callable(errors):
+        return type(e).__name__
+    parts = []
+    for err in errors():
+        where = ".".join(str(x) for x in err.get("loc", ()))
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if where and env_prefix:
+            where = env_prefix + where.upper()
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)[:500]
+
+
 def describe_unexpected(exc: BaseException) -> str:
     """What a log line may say about an unexpected exception: its qualified type and where it was
     raised (innermost project or library frame), never its message, which can quote input values

@@ -111,6 +111,8 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "server.internal_error"
     METHOD_NOT_ALLOWED = "request.method_not_allowed"
     SERVICE_NOT_READY = "server.not_ready"
+    SERVER_START_FAILED = "server.start_failed"
+    CONFIG_INVALID = "config.invalid"
 
     # --- review ------------------------------------------------------------------------------
     REVIEW_NOT_CLAIMED = "review.not_claimed"

@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.errors import IdvError
+from models.errors import IdvError, InputError, one_line
+from models.files import read_text_file
 from models.reasons import Reason
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "default_policy.toml"
@@ -187,12 +188,15 @@ def load_policy(path: Path | None = None) -> Policy:
     """Load and validate a policy file; None = the packaged default. Raises IdvError when invalid."""
     p = Path(path) if path is not None else DEFAULT_POLICY_FILE
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_text_file(p, what="policy file", max_bytes=1024 * 1024))
         f = _PolicyFile.model_validate(raw)
-    except FileNotFoundError:
-        raise IdvError(Reason.REVIEW_POLICY_INVALID, f"policy file not found: {p}", status_code=500) from None
-    except (tomllib.TOMLDecodeError, ValidationError) as e:
-        raise IdvError(Reason.REVIEW_POLICY_INVALID, f"policy file {p.name} is invalid: {e}", status_code=500) from None
+    except InputError as e:  # missing, a folder, a device, too big, not UTF-8
+        raise IdvError(Reason.REVIEW_POLICY_INVALID, e.detail, status_code=500) from None
+    except tomllib.TOMLDecodeError as e:
+        raise IdvError(Reason.REVIEW_POLICY_INVALID, f"policy file {p.name} is not TOML: {e}", status_code=500) from None
+    except ValidationError as e:
+        raise IdvError(Reason.REVIEW_POLICY_INVALID, f"policy file {p.name} is invalid: {one_line(e)}",
+                       status_code=500) from None
     rules = tuple(
         SoftenRule(r.stage, frozenset(map(Reason, r.when_any)), frozenset(map(Reason, r.reasons))) for r in f.soften
     )

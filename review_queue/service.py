@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -50,6 +51,7 @@ REJECT_REASONS: Mapping[str, str] = {
 }
 MAX_FIELD_CHARS = 200
 
+_USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 _hasher = PasswordHasher()
 
 
@@ -171,8 +173,13 @@ class ReviewService:
     def create_reviewer(self, *, username: str, password: str, role: str = "reviewer") -> Reviewer:
         if role not in ROLES:
             raise InputError(Reason.INPUT_INVALID, f"role must be one of {ROLES}")
-        if not username or len(username) > 64 or len(password) < 8:
-            raise InputError(Reason.INPUT_INVALID, "username 1-64 characters, password at least 8")
+        # letters, digits and . _ @ - only: a username is shown in the UI and written to the audit log,
+        # where control characters (terminal escapes) and markup have no business
+        if not _USERNAME.fullmatch(username) or len(password) < 8:
+            raise InputError(Reason.INPUT_INVALID,
+                             "username 1-64 letters, digits or . _ @ -; password at least 8 characters")
+        if self.session.scalar(select(Reviewer.id).where(Reviewer.username == username)) is not None:
+            raise IdvError(Reason.CONFLICT, f"reviewer {username} already exists", status_code=409)
         r = Reviewer(username=username, password_hash=_hasher.hash(password), role=role, active=True)
         self.session.add(r)
         self.session.flush()

@@ -183,7 +183,8 @@ def make_review_router(
                 r = ctx.service(s).authenticate(username=username[:64], password=password[:1024], client=client)
             except IdvError as e:
                 s.commit()  # keep the audit row of the failed attempt
-                return page(request, "login.html", sess, status_code=e.status_code, error=e.detail, me=None)
+                return page(request, "login.html", sess, status_code=e.status_code, error=e.detail, code=str(e.code),
+                            me=None)
             sid = ctx.service(s).open_session(r, lifetime=dt.timedelta(seconds=SESSION_MAX_AGE_S))
             s.commit()
         # a fresh CSRF token at login (no token fixation across the privilege change)

@@ -221,8 +221,35 @@ class WebhookSender:
         self._client.close()
 
 
+def check_webhook_url(url: str) -> str:
+    """A webhook target an operator may configure: http(s) with a host, and not a link-local
+    address (169.254.0.0/16 is where cloud instance metadata answers: a webhook there is server-side
+    request forgery). Private addresses stay allowed: the lending app's backend often is one.
+    Returns the URL; ValueError says what is wrong."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number or out of range
+    except ValueError:
+        raise ValueError("webhook URL is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("webhook URL must be http:// or https:// with a host")
+    if parts.username or parts.password:
+        raise ValueError("webhook URL must not carry credentials; the body is signed instead")
+    try:
+        ip = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        ip = None
+    if ip is not None and (ip.is_link_local or ip.is_multicast or ip.is_unspecified):
+        raise ValueError("webhook URL must not be a link-local, multicast or unspecified address")
+    return url
+
+
 __all__ = [
     "SIGNATURE_HEADER",
+    "check_webhook_url",
     "AttemptResult",
     "WebhookConfig",
     "WebhookSender",

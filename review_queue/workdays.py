@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-from models.errors import IdvError
+from models.errors import IdvError, InputError
+from models.files import read_text_file
 from models.reasons import Reason
 
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
@@ -45,10 +46,12 @@ class WorkCalendar:
             return cls()
         p = Path(holiday_file)
         try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+            raw = tomllib.loads(read_text_file(p, what="holiday file", max_bytes=1024 * 1024))
             years = frozenset(int(y) for y in raw.get("years", []))
             hol = frozenset(dt.date.fromisoformat(str(d)) for d in raw.get("holidays", []))
             work = frozenset(dt.date.fromisoformat(str(d)) for d in raw.get("workdays", []))
+        except InputError as e:  # missing, a folder, a device, too big, not UTF-8
+            raise IdvError(Reason.REVIEW_HOLIDAY_FILE_INVALID, e.detail, status_code=500) from None
         except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError) as e:
             raise IdvError(Reason.REVIEW_HOLIDAY_FILE_INVALID, f"holiday file {p.name}: {e}", status_code=500) from None
         if not years:

@@ -32,6 +32,7 @@ from api.batch import (
     discover,
     read_jsonl,
     run_batch,
+    write_results_csv,
 )
 from api.cli import main
 
@@ -330,3 +331,40 @@ def test_devices_and_non_boolean_flags_are_per_applicant_errors(tmp_path):
     assert errors["dev_video"]["code"] == "input.wrong_type" and "regular file" in errors["dev_video"]["detail"]
     assert errors["nan_flag"]["code"] == "input.invalid" and "mirrored" in errors["nan_flag"]["detail"]
     assert errors["minus_one"]["code"] == "input.invalid" and "manual" in errors["minus_one"]["detail"]
+
+
+def test_manifests_that_are_not_small_regular_text_are_refused_at_once(tmp_path, capsys):
+    """/dev/zero as a manifest used to be read until the kernel killed the process (20 GB); a FIFO
+    blocked forever; a CSV field over 128 KiB was a traceback."""
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    long_field = tmp_path / "long.csv"
+    long_field.write_text("id,front\n" + "x" * 300_000 + ",front.png\n")
+    not_utf8 = tmp_path / "latin1.csv"
+    not_utf8.write_bytes("id,front\nzhang\xe9,f.png\n".encode("latin-1"))
+    cases = [("/dev/zero", "input.wrong_type"), (str(fifo), "input.wrong_type"),
+             (str(long_field), "input.invalid"), (str(not_utf8), "input.unreadable")]
+    for n, (path, code) in enumerate(cases):
+        t = time.monotonic()
+        assert main(["batch", path, "--out", str(tmp_path / f"o{n}"), "--progress", "off"]) == 2
+        assert time.monotonic() - t < 10
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f": {code}: " in err, (path, err)
+    main(["batch", str(long_field), "--out", str(tmp_path / "o9"), "--progress", "off"])
+    assert "line 2" in capsys.readouterr().err
+
+
+def test_results_csv_never_carries_formulas_or_terminal_escapes(tmp_path):
+    path = tmp_path / "results.csv"
+    write_results_csv(path, [
+        {"id": "=1+1", "decision": "approved", "similarity": -0.25},
+        {"id": "+cmd|calc", "decision": "review"},
+        {"id": "@SUM(A1)", "decision": "rejected"},
+        {"id": "ctrl\x1b[31m\x07x", "decision": "rejected"},
+        {"id": "张三-01", "decision": "approved"},
+    ])
+    text = path.read_text(encoding="utf-8-sig")
+    assert "\x1b" not in text and "\x07" not in text
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [r["id"] for r in rows] == ["'=1+1", "'+cmd|calc", "'@SUM(A1)", "ctrl[31mx", "张三-01"]
+    assert rows[0]["similarity"] == "-0.25"  # numbers stay numbers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -223,3 +224,90 @@ def test_serve_trusts_forwarded_headers_only_from_configured_proxies(monkeypatch
     from api.http_protocol import JsonErrorH11Protocol
 
     assert seen["http"] is JsonErrorH11Protocol  # malformed requests answered in the JSON error shape
+
+
+def test_operator_mistakes_are_one_line_errors_not_tracebacks(tmp_path, testdata, capsys, monkeypatch):
+    """Found by a trial session: a policy that is a device, not UTF-8, a folder or invalid; bad
+    settings; a repeated challenged action. Each is one line with a reason code and exit 2."""
+    from api.settings import get_settings
+
+    garbage = tmp_path / "garbage.toml"
+    garbage.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('version = "1"\n[severity]\n"nope.code" = "weird"\n')
+    verify = ["verify", "--video", str(testdata / "liveness/dinoman_blink_example.mp4"), "--id-front",
+              str(testdata / "idcards/chineseocr_idcard-demo_upside_down.jpeg")]
+    cases = [
+        (verify + ["--challenge", "blink", "--policy", "/dev/zero"], "review.policy_invalid", "regular file"),
+        (verify + ["--challenge", "blink", "--policy", str(garbage)], "review.policy_invalid", "UTF-8"),
+        (verify + ["--challenge", "blink", "--policy", str(tmp_path)], "review.policy_invalid", "folder"),
+        (verify + ["--challenge", "blink", "--policy", str(bad)], "review.policy_invalid", "severity"),
+        (verify + ["--challenge", "blink,blink,blink"], "liveness.challenge_invalid", "once"),
+    ]
+    for argv, code, words in cases:
+        assert main(argv) == EXIT_INPUT, argv
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"idverify: {code}: " in err and words in err, err
+        assert "http" not in err  # not pydantic's text with its link
+    monkeypatch.setenv("IDV_PORT", "abc")
+    get_settings.cache_clear()
+    try:
+        assert main(["serve"]) == EXIT_INPUT
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("idverify: config.invalid: IDV_PORT: ") and err.count("\n") == 0
+    with pytest.raises(SystemExit) as e:  # argparse's own usage error, before anything starts
+        main(["serve", "--port", "99999"])
+    assert e.value.code == 2
+
+
+def test_serve_that_cannot_bind_says_so_without_the_models_exit_code(monkeypatch, capsys):
+    import uvicorn
+
+    def refuse(*a, **kw):
+        raise SystemExit(3)  # what uvicorn does when the port is taken
+
+    monkeypatch.setattr(uvicorn, "run", refuse)
+    assert main(["serve", "--port", "8799"]) == 1  # not EXIT_MODELS (3): no model is at fault
+    assert "server.start_failed" in capsys.readouterr().err
+
+
+def test_reviewers_add_refuses_duplicates_odd_names_and_no_password(tmp_path, monkeypatch, capsys):
+    from api.settings import get_settings
+
+    monkeypatch.setenv("IDV_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("IDV_NEW_PASSWORD", "pw-bob-123456")
+    get_settings.cache_clear()
+    try:
+        assert main(["reviewers", "add", "bob"]) == EXIT_OK
+        capsys.readouterr()
+        assert main(["reviewers", "add", "bob"]) == EXIT_INPUT
+        err = capsys.readouterr().err
+        assert "resource.conflict" in err and "already exists" in err and "argon2" not in err
+        assert main(["reviewers", "add", "evil<script>\x1b[31m"]) == EXIT_INPUT
+        assert "input.invalid" in capsys.readouterr().err
+        monkeypatch.delenv("IDV_NEW_PASSWORD")
+        monkeypatch.setattr("sys.stdin", open(os.devnull))  # no terminal, no password
+        assert main(["reviewers", "add", "carol"]) == EXIT_INPUT
+        assert "IDV_NEW_PASSWORD" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
+
+
+def test_keys_create_refuses_a_webhook_url_that_is_not_an_http_target(tmp_path, monkeypatch, capsys):
+    from api.settings import get_settings
+
+    monkeypatch.setenv("IDV_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        for url in ("file:///etc/passwd", "http://169.254.169.254/latest"):
+            assert main(["keys", "create", "--name", "y", "--webhook-url", url]) == EXIT_INPUT
+            assert "input.invalid: webhook URL" in capsys.readouterr().err
+        assert main(["keys", "create", "--name", "y", "--webhook-url", "https://lender.example/hooks"]) == EXIT_OK
+        monkeypatch.setenv("IDV_WEBHOOK_URL", "file:///etc/passwd")
+        get_settings.cache_clear()
+        assert main(["serve"]) == EXIT_INPUT
+        assert "config.invalid" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()

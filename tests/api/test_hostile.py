@@ -311,3 +311,15 @@ def test_a_part_sent_twice_is_refused(api: ApiEnv) -> None:
     r = api.client.post("/v1/verifications", headers=api.auth("a"), data={"challenge_id": api.challenge()}, files=parts)
     body = _shape(r)
     assert r.status_code == 422 and body["type"] == "input.invalid" and "capture" in body["detail"]
+
+
+def test_two_idempotency_keys_are_refused_and_the_challenge_stays_unused(api: ApiEnv) -> None:
+    """Only the first of two headers used to be stored: a retry with the second got 409."""
+    ch = api.challenge()
+    headers = [*api.auth("a").items(), ("Idempotency-Key", "dup-a"), ("Idempotency-Key", "dup-b")]
+    r = api.client.post("/v1/verifications", headers=headers, data={"challenge_id": ch}, files=verify_files(api))
+    body = _shape(r)
+    assert r.status_code == 422 and body["type"] == "input.invalid" and "Idempotency-Key" in body["detail"]
+    again = api.client.post("/v1/verifications", headers={**api.auth("a"), "Idempotency-Key": "dup-a"},
+                            data={"challenge_id": ch}, files=verify_files(api))
+    assert again.status_code == 200, again.text  # the refused request did not consume the challenge

@@ -36,7 +36,7 @@ def test_issue_challenge_bounds():
 def test_parse_actions():
     assert parse_actions("blink, open_mouth") == (Action.BLINK, Action.OPEN_MOUTH)
     assert parse_actions(["TURN_LEFT", Action.TURN_RIGHT]) == (Action.TURN_LEFT, Action.TURN_RIGHT)
-    for junk in ["", "blink,wink", ["blink", 3], 42, ",,", "x" * 1000]:
+    for junk in ["", "blink,wink", ["blink", 3], 42, ",,", "x" * 1000, "blink,blink", "blink,open_mouth,blink"]:
         with pytest.raises(InputError) as e:
             parse_actions(junk)
         assert e.value.code is Reason.LIVENESS_CHALLENGE_INVALID

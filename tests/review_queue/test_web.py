@@ -74,7 +74,8 @@ def test_web_refusals_change_nothing(app_env):
     app, factory, ids = app_env
     alice, bob = TestClient(app), TestClient(app)
     ta, tb = _login(alice, "alice"), _login(bob, "bob")
-    assert bob.post("/review/login", data={"username": "bob", "password": "nope", "csrf_token": tb}).status_code == 401
+    failed = bob.post("/review/login", data={"username": "bob", "password": "nope", "csrf_token": tb})
+    assert failed.status_code == 401 and "review.login_failed" in failed.text  # the page carries its reason code
 
     r = alice.post("/review/next", data={"csrf_token": ta})
     cid = r.url.path.rsplit("/", 1)[1]

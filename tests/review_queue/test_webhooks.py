@@ -200,3 +200,14 @@ def test_a_sender_that_loses_rows_to_a_rival_still_claims_its_full_batch(factory
         assert {s.get(WebhookDelivery, i).status for i in ids[8:]} == {"pending"}
     for sender in (seed, rival, loser):
         sender.close()
+
+
+def test_webhook_urls_are_http_targets_never_files_or_instance_metadata():
+    from review_queue.webhooks import check_webhook_url
+
+    for ok in ("https://app.example/hooks/idv", "http://10.0.0.5:8080/hook", "http://127.0.0.1:9000/h"):
+        assert check_webhook_url(ok) == ok
+    for bad in ("file:///etc/passwd", "http://169.254.169.254/latest/meta-data", "gopher://x/", "https://",
+                "http://[fe80::1]/h", "http://user:pw@app.example/h", "http://app.example:99999/h", "http://0.0.0.0/h"):
+        with pytest.raises(ValueError):
+            check_webhook_url(bad)

@@ -1,0 +1,49 @@
+"""Reading the small text files an operator points the product at (policy, holiday calendar, batch
+manifests, challenge files): bounded, regular files only, UTF-8.
+
+`Path.read_text` on `/dev/zero` reads until memory runs out, and on a FIFO it blocks until a writer
+appears: both were found by pointing `--policy` and `batch` at them. Every such file goes through
+`read_text_file`, which checks what the path is before opening it and never reads past the cap.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from .errors import InputError
+from .reasons import Reason
+
+DEFAULT_MAX_TEXT_BYTES = 64 * 1024 * 1024  # a manifest of ~500k applicants; policies are a few KB
+
+
+def read_text_file(path: str | Path, *, what: str, max_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+                   encoding: str = "utf-8") -> str:
+    """The file's text; InputError with input.missing / wrong_type / too_large / unreadable."""
+    p = Path(path)
+    try:
+        st = p.stat()  # stat, unlike open, does not block on a FIFO
+    except FileNotFoundError:
+        raise InputError(Reason.INPUT_MISSING, f"{what} not found: {p.name}") from None
+    except OSError as e:
+        raise InputError(Reason.INPUT_UNREADABLE, f"{what} cannot be read: {p.name} ({type(e).__name__})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(Reason.INPUT_WRONG_TYPE, f"{what} is a folder, not a file: {p.name}")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(Reason.INPUT_WRONG_TYPE, f"{what} is not a regular file (a device, pipe or socket): {p.name}")
+    if st.st_size > max_bytes:
+        raise InputError(Reason.INPUT_TOO_LARGE, f"{what} is {st.st_size} bytes; limit {max_bytes}")
+    try:
+        with p.open("rb") as f:
+            data = f.read(max_bytes + 1)  # a regular file may still grow (or lie, as /proc files do)
+    except OSError as e:
+        raise InputError(Reason.INPUT_UNREADABLE, f"{what} cannot be read: {p.name} ({type(e).__name__})") from None
+    if len(data) > max_bytes:
+        raise InputError(Reason.INPUT_TOO_LARGE, f"{what} is over {max_bytes} bytes")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        raise InputError(Reason.INPUT_UNREADABLE, f"{what} is not {encoding.upper()} text: {p.name}") from None
+
+
+__all__ = ["DEFAULT_MAX_TEXT_BYTES", "read_text_file"]
