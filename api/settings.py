@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     broker_url: str = ""  # e.g. redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//
     # Redis broker: an unacknowledged job (its worker died) is handed out again after this many
     # seconds; keep it above the longest job, or a slow job may also start on a second worker
+    # the broker queue the API sends to and workers take from: services (or test runs) that share one
+    # broker each need their own, or one's workers take the other's jobs
+    broker_queue: str = Field(default="idverify", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
     # the API's periodic sweep re-enqueues verifications still `queued` after this long (a lost message)
     queue_requeue_after_s: float = Field(default=300.0, gt=0)

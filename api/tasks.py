@@ -58,6 +58,7 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        task_default_queue=settings.broker_queue,
         worker_prefetch_multiplier=1,  # a worker holds only the job it runs; the rest stay claimable by others
         broker_connection_retry_on_startup=True,
         # Redis only (ignored by AMQP): when an unacked job becomes visible again, and how often a

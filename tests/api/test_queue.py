@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -21,7 +22,10 @@ import pytest
 
 from .conftest import DEMO_ACTIONS, DEMO_CLIP, WEBHOOK_SECRET, WebhookReceiver
 
-REDIS_DB = 11  # a database of its own on the local Redis, emptied before and after
+REDIS_DB = 11  # a database of its own on the local Redis
+# a queue of this run's own: a worker left over from a killed run (or another run on the machine)
+# listens on another name and cannot take this run's jobs
+QUEUE = f"idv-test-{secrets.token_hex(4)}"
 BROKER_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 VISIBILITY_TIMEOUT_S = 8  # how soon a killed worker's job is handed out again (Redis broker)
 REPO = Path(__file__).resolve().parents[2]
@@ -117,16 +121,15 @@ def qenv(testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Q
         r.ping()
     except redis.exceptions.ConnectionError as e:
         pytest.fail(f"Redis at 127.0.0.1:6379 is not reachable: {e}", pytrace=False)
-    r.flushdb()
     data_dir = tmp_path_factory.mktemp("idv-queue")
     receiver = WebhookReceiver()
     common = {
-        "IDV_QUEUE": "celery", "IDV_BROKER_URL": BROKER_URL, "IDV_DATA_DIR": str(data_dir),
+        "IDV_QUEUE": "celery", "IDV_BROKER_URL": BROKER_URL, "IDV_BROKER_QUEUE": QUEUE, "IDV_DATA_DIR": str(data_dir),
         "IDV_BROKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
         "IDV_WEBHOOK_URL": receiver.url, "IDV_WEBHOOK_SECRET": WEBHOOK_SECRET, "IDV_TESTDATA": str(testdata),
     }
     settings = Settings(
-        data_dir=data_dir, queue="celery", broker_url=BROKER_URL, broker_visibility_timeout_s=VISIBILITY_TIMEOUT_S,
+        data_dir=data_dir, queue="celery", broker_url=BROKER_URL, broker_queue=QUEUE, broker_visibility_timeout_s=VISIBILITY_TIMEOUT_S,
         webhook_url=receiver.url, webhook_secret=WEBHOOK_SECRET, rate_limit_per_minute=0, testdata=testdata,
     )
     engines = build_engines(settings)
@@ -150,7 +153,7 @@ def qenv(testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Q
         finally:
             q.kill_worker(signal.SIGTERM)
             receiver.close()
-            r.flushdb()
+            r.delete(QUEUE)
 
 
 def _upload_objects(ctx: Any, vid: str) -> list[str]:
@@ -216,7 +219,7 @@ def test_worker_killed_mid_job_is_restarted_and_the_job_completes_exactly_once(q
     r2 = q.post(q.challenge())
     assert r2.status_code == 202
     vid2 = r2.json()["id"]
-    raw = [m for m in q.redis.lrange("celery", 0, -1)]
+    raw = [m for m in q.redis.lrange(QUEUE, 0, -1)]
     msgs = [json.loads(m) for m in raw]
     mine = [m for m in msgs if m["headers"].get("task") == "idverify.run_verification"
             and json.loads(base64.b64decode(m["body"]))[0] == [vid2]]
@@ -240,7 +243,7 @@ def test_sweep_requeues_a_verification_left_queued(qenv: QueueEnv) -> None:
 
     q = qenv
     vid = q.post(q.challenge()).json()["id"]
-    q.redis.delete("celery")  # the message is lost (e.g. a broker restart without persistence)
+    q.redis.delete(QUEUE)  # the message is lost (e.g. a broker restart without persistence)
     assert q.client.get(f"/v1/verifications/{vid}", headers=q.auth).json()["status"] == "queued"
     assert requeue_stale(q.ctx, older_than_s=0) >= 1
     q.start_worker()
