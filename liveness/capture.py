@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import InputError
+from models.images import DEFAULT_MAX_BYTES as IMAGE_MAX_BYTES
 from models.images import decode_image, read_image_file
 from models.reasons import Reason
 
@@ -239,12 +240,21 @@ def _from_zip(data: bytes, **limits) -> FrameSequence:
         raise InputError(Reason.INPUT_TOO_LARGE, "the frames inflate beyond the size limit")
     infos.sort(key=lambda i: _natural_key(i.filename))
 
+    # one frame is one phone photo at most: inflating a 200 MB frame of zeros (a 200 KB upload) only
+    # to refuse it afterwards cost the server 200 MB per request
+    max_frame = min(max_bytes, IMAGE_MAX_BYTES)
+
     def reader(info: zipfile.ZipInfo):
         def read() -> np.ndarray:
+            if info.file_size > max_frame:
+                raise InputError(Reason.INPUT_TOO_LARGE, f"a frame is {info.file_size} bytes; limit {max_frame}")
             try:
-                raw = zf.read(info)
+                with zf.open(info) as f:
+                    raw = f.read(max_frame + 1)  # the declared size may lie: never inflate past the cap
             except Exception:  # BadZipFile, zlib/bz2/lzma errors, EOFError...: every codec has its own
                 raise InputError(Reason.INPUT_UNREADABLE, "a frame in the zip is corrupt") from None
+            if len(raw) > max_frame:
+                raise InputError(Reason.INPUT_TOO_LARGE, f"a frame inflates beyond {max_frame} bytes")
             return decode_image(raw, max_pixels=max_pixels, what="frame")
         return read
 

@@ -139,3 +139,23 @@ def test_unexpected_errors_are_described_without_their_message():
         text = describe_unexpected(exc)
     assert text.startswith("zlib.error at ") and "test_capture.py" in text
     assert "张三" not in text and "1101" not in text
+
+
+def test_a_huge_frame_in_a_zip_is_refused_without_inflating_it():
+    """A 200 MB frame of zeros zips to ~200 KB; it used to be inflated whole and then refused."""
+    import tracemalloc
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("000.jpg", b"\0" * (200 << 20))
+    data = buf.getvalue()
+    assert len(data) < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError) as e:
+            load_capture_bytes(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert e.value.code is Reason.INPUT_TOO_LARGE
+    assert peak < 40 << 20  # well under the frame's 200 MB
