@@ -201,7 +201,7 @@ def verification_input_from_files(
     manual: bool = False,
 ):
     """Build a VerificationInput from files, enforcing the settings' limits (CLI verify and batch)."""
-    from liveness import load_capture, parse_actions
+    from liveness import load_capture, parse_challenge
     from models.images import read_image_file
     from ocr import is_card_name
     from ocr.idnumber import DECLARED_NUMBER_FORM
@@ -229,7 +229,7 @@ def verification_input_from_files(
         )
     return VerificationInput(
         capture=capture,
-        actions=parse_actions(challenge) if challenge else None,
+        actions=parse_challenge(challenge) if challenge else None,
         mirrored=mirrored,
         id_front=img(id_front, "ID card front"),
         id_back=img(id_back, "ID card back"),

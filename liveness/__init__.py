@@ -11,7 +11,7 @@ the nose then points to the image's right; mirrored=True swaps image directions)
 """
 
 from .capture import FrameSequence, load_capture, load_capture_bytes
-from .challenge import Action, Challenge, issue_challenge, parse_actions
+from .challenge import Action, Challenge, issue_challenge, parse_actions, parse_challenge
 from .checker import (
     QUALITY_REASONS,
     SPOOF_REASONS,
@@ -26,5 +26,5 @@ from .detect import DetectorConfig
 __all__ = [
     "Action", "ActionResult", "Analysis", "Challenge", "DetectorConfig", "FrameSequence", "LivenessChecker",
     "LivenessConfig", "LivenessResult", "QUALITY_REASONS", "SPOOF_REASONS", "issue_challenge",
-    "load_capture", "load_capture_bytes", "parse_actions",
+    "load_capture", "load_capture_bytes", "parse_actions", "parse_challenge",
 ]

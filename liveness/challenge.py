@@ -115,6 +115,14 @@ def parse_actions(text_or_list: str | Any) -> tuple[Action, ...]:
         raise InputError(Reason.LIVENESS_CHALLENGE_INVALID, "no actions given")
     if len(out) > MAX_ACTIONS:
         raise InputError(Reason.LIVENESS_CHALLENGE_INVALID, f"at most {MAX_ACTIONS} actions")
-    if len(set(out)) != len(out):  # never issued (issue_challenge draws distinct actions)
-        raise InputError(Reason.LIVENESS_CHALLENGE_INVALID, "each action at most once")
     return tuple(out)
+
+
+def parse_challenge(text_or_list: str | Any) -> tuple[Action, ...]:
+    """The actions of a challenge a caller states (CLI, batch, the API's development override): the
+    rule `issue_challenge` keeps, 1-3 distinct actions. The checker itself accepts repeats (a clip
+    with two blinks), so this rule lives here, not in parse_actions."""
+    out = parse_actions(text_or_list)
+    if not 1 <= len(out) <= 3 or len(set(out)) != len(out):
+        raise InputError(Reason.LIVENESS_CHALLENGE_INVALID, "give 1-3 distinct actions")
+    return out

@@ -242,7 +242,7 @@ def test_operator_mistakes_are_one_line_errors_not_tracebacks(tmp_path, testdata
         (verify + ["--challenge", "blink", "--policy", str(garbage)], "review.policy_invalid", "UTF-8"),
         (verify + ["--challenge", "blink", "--policy", str(tmp_path)], "review.policy_invalid", "folder"),
         (verify + ["--challenge", "blink", "--policy", str(bad)], "review.policy_invalid", "severity"),
-        (verify + ["--challenge", "blink,blink,blink"], "liveness.challenge_invalid", "once"),
+        (verify + ["--challenge", "blink,blink,blink"], "liveness.challenge_invalid", "distinct"),
     ]
     for argv, code, words in cases:
         assert main(argv) == EXIT_INPUT, argv

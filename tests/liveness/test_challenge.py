@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from liveness import Action, issue_challenge, parse_actions
+from liveness import Action, issue_challenge, parse_actions, parse_challenge
 from models.errors import InputError
 from models.reasons import Reason
 
@@ -36,7 +36,16 @@ def test_issue_challenge_bounds():
 def test_parse_actions():
     assert parse_actions("blink, open_mouth") == (Action.BLINK, Action.OPEN_MOUTH)
     assert parse_actions(["TURN_LEFT", Action.TURN_RIGHT]) == (Action.TURN_LEFT, Action.TURN_RIGHT)
-    for junk in ["", "blink,wink", ["blink", 3], 42, ",,", "x" * 1000, "blink,blink", "blink,open_mouth,blink"]:
+    for junk in ["", "blink,wink", ["blink", 3], 42, ",,", "x" * 1000]:
         with pytest.raises(InputError) as e:
             parse_actions(junk)
+        assert e.value.code is Reason.LIVENESS_CHALLENGE_INVALID
+
+
+def test_parse_challenge_is_one_to_three_distinct_actions():
+    assert parse_challenge("blink,open_mouth") == (Action.BLINK, Action.OPEN_MOUTH)
+    assert parse_actions("blink,blink") == (Action.BLINK, Action.BLINK)  # the checker may count repeats
+    for bad in ["blink,blink", "blink,open_mouth,blink", "blink,open_mouth,turn_left,turn_right", ""]:
+        with pytest.raises(InputError) as e:
+            parse_challenge(bad)
         assert e.value.code is Reason.LIVENESS_CHALLENGE_INVALID
