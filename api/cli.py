@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_int_in(1, 256))
 
     p = sub.add_parser("worker", help="run queued verifications (IDV_QUEUE=celery, IDV_BROKER_URL)")
-    p.add_argument("--concurrency", type=int, help="worker processes, each loading the models once (default: cores)")
+    p.add_argument("--concurrency", type=_int_in(1, 256), help="worker processes, each loading the models once (default: cores)")
 
     p = sub.add_parser("demo", help="verify the bundled real examples (needs shared/data) and print decisions")
     p.add_argument("--out", type=Path, help="where to render the demo cards (default: data dir/demo)")
