@@ -10,19 +10,26 @@ from __future__ import annotations
 import numpy as np
 
 from models import ModelRegistry
+from models.registry import sha256_file
 
 from .geometry import ALIGNED_SIZE, decode_yunet, letterbox
 from .onnx_graph import fold_dequantize
 
 
-def _session(model_bytes: bytes, threads: int):
+def _session_options(threads: int):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+    return opts
+
+
+def _session(model_bytes: bytes, threads: int):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model_bytes, sess_options=_session_options(threads), providers=["CPUExecutionProvider"])
 
 
 class YuNetDetector:
@@ -74,16 +81,6 @@ class SFaceEmbedder:
 INSIGHTFACE_THRESHOLDS_FILE = "idverify-thresholds.json"
 
 
-def _sha256_file(path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class InsightFaceEmbedder:
     """Embeddings from an operator's insightface model pack (e.g. buffalo_l's ArcFace R50), loaded
     through insightface 2.1's model zoo from a local directory, never downloaded.
@@ -119,23 +116,19 @@ class InsightFaceEmbedder:
             raise ModelError(Reason.MODEL_SHAPE_MISMATCH,
                              f"{self.path.name} wants {model.input_size} crops; only {ALIGNED_SIZE} x {ALIGNED_SIZE} is supported")
         self._model = model
-        self.sha256 = _sha256_file(self.path)
+        self.sha256 = sha256_file(self.path)
         self.model_id = f"insightface:{self.path.name}@{self.sha256[:12]}"
 
     @staticmethod
     def _load(path, threads: int):
-        import onnxruntime as ort
         from insightface.model_zoo import get_model
 
         from models import ModelError, Reason
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         try:
             # a path ending in .onnx: the model zoo's shape-based router; download stays off
-            return get_model(str(path), providers=["CPUExecutionProvider"], sess_options=opts, download=False)
+            return get_model(str(path), providers=["CPUExecutionProvider"], sess_options=_session_options(threads),
+                             download=False)
         except Exception as exc:  # protobuf DecodeError, onnxruntime's Fail, ...: one clear error
             raise ModelError(Reason.MODEL_MISSING,
                              f"{path.name} in IDV_INSIGHTFACE_DIR is not a loadable ONNX model ({type(exc).__name__})") from None
@@ -144,23 +137,25 @@ class InsightFaceEmbedder:
         """The cosine thresholds calibrated for exactly this file, by FMR."""
         import json
 
-        from models import ModelError, Reason
+        from models import InputError, ModelError, Reason
+        from models.files import read_text_file
 
         f = self.path.parent / INSIGHTFACE_THRESHOLDS_FILE
         fix = (f"calibrate it with `python -m benchmarks.face_match --insightface-dir {self.path.parent} "
                f"--write-thresholds`, or set IDV_FACE_THRESHOLD")
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-            if data["sha256"] != self.sha256:
-                raise ModelError(Reason.MODEL_CHECKSUM_MISMATCH,
-                                 f"{f.name} was calibrated for another file than {self.path.name}; {fix}")
-            return {str(k): float(v) for k, v in data["thresholds"].items()}
-        except ModelError:
-            raise
-        except FileNotFoundError:
-            raise ModelError(Reason.MODEL_MISSING, f"{self.path.name} has no calibrated thresholds ({f.name}); {fix}") from None
+            data = json.loads(read_text_file(f, what=f.name, max_bytes=64 * 1024))
+            sha, table = data["sha256"], {str(k): float(v) for k, v in data["thresholds"].items()}
+        except InputError as exc:
+            if exc.code is Reason.INPUT_MISSING:
+                raise ModelError(Reason.MODEL_MISSING, f"{self.path.name} has no calibrated thresholds ({f.name}); {fix}") from None
+            raise ModelError(Reason.MODEL_MISSING, f"{exc.detail}; {fix}") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelError(Reason.MODEL_MISSING, f"{f.name} is not a thresholds file ({type(exc).__name__}); {fix}") from None
+        if sha != self.sha256:
+            raise ModelError(Reason.MODEL_CHECKSUM_MISMATCH,
+                             f"{f.name} was calibrated for another file than {self.path.name}; {fix}")
+        return table
 
     def embed(self, aligned_bgr: np.ndarray) -> np.ndarray:
         if aligned_bgr.shape != (ALIGNED_SIZE, ALIGNED_SIZE, 3):

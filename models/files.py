@@ -17,9 +17,9 @@ from .reasons import Reason
 DEFAULT_MAX_TEXT_BYTES = 64 * 1024 * 1024  # a manifest of ~500k applicants; policies are a few KB
 
 
-def read_text_file(path: str | Path, *, what: str, max_bytes: int = DEFAULT_MAX_TEXT_BYTES,
-                   encoding: str = "utf-8") -> str:
-    """The file's text; InputError with input.missing / wrong_type / too_large / unreadable."""
+def read_file_bytes(path: str | Path, *, what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most max_bytes; InputError with input.missing / wrong_type /
+    too_large / unreadable. Shared by every file the product reads on an operator's say-so."""
     p = Path(path)
     try:
         st = p.stat()  # stat, unlike open, does not block on a FIFO
@@ -36,14 +36,21 @@ def read_text_file(path: str | Path, *, what: str, max_bytes: int = DEFAULT_MAX_
     try:
         with p.open("rb") as f:
             data = f.read(max_bytes + 1)  # a regular file may still grow (or lie, as /proc files do)
-    except OSError as e:
+    except OSError as e:  # e.g. /proc/self/mem: a regular file that cannot be read
         raise InputError(Reason.INPUT_UNREADABLE, f"{what} cannot be read: {p.name} ({type(e).__name__})") from None
     if len(data) > max_bytes:
         raise InputError(Reason.INPUT_TOO_LARGE, f"{what} is over {max_bytes} bytes")
+    return data
+
+
+def read_text_file(path: str | Path, *, what: str, max_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+                   encoding: str = "utf-8") -> str:
+    """The file's text (read_file_bytes's checks, then the encoding: input.unreadable if it is not)."""
+    data = read_file_bytes(path, what=what, max_bytes=max_bytes)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError:
-        raise InputError(Reason.INPUT_UNREADABLE, f"{what} is not {encoding.upper()} text: {p.name}") from None
+        raise InputError(Reason.INPUT_UNREADABLE, f"{what} is not {encoding.upper()} text: {Path(path).name}") from None
 
 
-__all__ = ["DEFAULT_MAX_TEXT_BYTES", "read_text_file"]
+__all__ = ["DEFAULT_MAX_TEXT_BYTES", "read_file_bytes", "read_text_file"]

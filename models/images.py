@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .files import read_file_bytes
 from .reasons import Reason
 
 DEFAULT_MAX_PIXELS = 50_000_000  # a 48-MP phone photo fits; a 20k x 20k bomb does not
@@ -122,20 +123,7 @@ def _to_bgr8(im) -> np.ndarray:
 
 
 def read_image_file(path: str | Path, **kw) -> np.ndarray:
-    """decode_image for a file on disk, with a missing-file reason."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(Reason.INPUT_WRONG_TYPE, f"{kw.get('what', 'image')} is a folder, not an image file: {p.name}")
-    if p.exists() and not p.is_file():
-        raise InputError(Reason.INPUT_WRONG_TYPE, f"{kw.get('what', 'image')} is not a regular file (a device, pipe or socket): {p.name}")
-    if not p.is_file():
-        raise InputError(Reason.INPUT_MISSING, f"{kw.get('what', 'image')} file not found: {p.name}")
-    size = p.stat().st_size
-    limit = kw.get("max_bytes", DEFAULT_MAX_BYTES)
-    if size > limit:
-        raise InputError(Reason.INPUT_TOO_LARGE, f"{kw.get('what', 'image')} is {size} bytes; limit {limit}")
-    try:
-        data = p.read_bytes()
-    except OSError:  # e.g. /proc/self/mem: a regular file that cannot be read
-        raise InputError(Reason.INPUT_UNREADABLE, f"{kw.get('what', 'image')} file cannot be read: {p.name}") from None
+    """decode_image for a file on disk: a folder, device, pipe, missing or oversized file each has
+    its reason (models.files.read_file_bytes) before anything is decoded."""
+    data = read_file_bytes(path, what=kw.get("what", "image"), max_bytes=kw.get("max_bytes", DEFAULT_MAX_BYTES))
     return decode_image(data, **kw)
